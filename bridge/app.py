@@ -1,0 +1,68 @@
+"""The application factory: routes, shared objects and their life cycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import WSCloseCode, web
+
+from bridge import views
+from bridge.config import Settings
+from bridge.hub import Hub, MemoryHub
+from bridge.keys import HUB, METRICS, SETTINGS, SOCKETS
+from bridge.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> web.Application:
+    settings = settings or Settings()
+    app = web.Application(
+        client_max_size=settings.max_body_bytes, middlewares=[views.error_middleware]
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[SOCKETS] = set()
+    app.cleanup_ctx.append(_hub)
+    app.on_shutdown.append(_close_sockets)
+    views.setup_routes(app)
+    return app
+
+
+async def _hub(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if not settings.signing_secrets():
+        log.warning("BRIDGE_SIGNING_SECRET is not set: callbacks are NOT verified (development)")
+    hub: Hub
+    if settings.redis_url:
+        from bridge.redis_hub import RedisHub  # only deployments on Redis need the client
+
+        hub = await RedisHub.connect(settings)
+    else:
+        hub = MemoryHub(settings.history_limit, settings.session_ttl)
+    app[HUB] = hub
+    sweeper = asyncio.create_task(_sweep(app)) if isinstance(hub, MemoryHub) else None
+    yield
+    if sweeper is not None:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+    await hub.close()
+
+
+async def _sweep(app: web.Application) -> None:
+    hub = app[HUB]
+    assert isinstance(hub, MemoryHub)
+    while True:
+        await asyncio.sleep(app[SETTINGS].sweep_interval)
+        hub.sweep()
+        app[METRICS].sessions.set(hub.session_count)
+
+
+async def _close_sockets(app: web.Application) -> None:
+    sockets = app[SOCKETS]
+    for ws in list(sockets):  # closing removes them from the set
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")

@@ -1,0 +1,269 @@
+"""Sessions: per-call_id history, gapless seq, answered choices and live fan-out.
+
+:class:`Hub` is the contract; :class:`MemoryHub` keeps everything in this process and
+``bridge.redis_hub.RedisHub`` keeps it in Redis for several processes. Fan-out only ever
+*enqueues* onto a socket's bounded :class:`Outbox`; it never awaits a browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import orjson
+
+from bridge.airudder import Envelope
+from bridge.widget import ReplyTo, WidgetMessage, encode
+
+DeliveryStatus = Literal["sending", "sent", "failed"]
+
+
+class Refused(Exception):
+    """A request the session turns down: ``code`` is machine-readable, ``detail`` human."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+class StoreUnavailable(Exception):
+    """The store (Redis) cannot be reached: nothing was stored."""
+
+
+Frame = tuple[int | None, bytes]  # (seq of a message frame, or None for status frames; bytes)
+
+
+@dataclass(frozen=True)
+class Replay:
+    frames: list[Frame]
+    last_seq: int
+    epoch: str
+    recovered: bool
+
+    def ready_frame(self) -> bytes:
+        return orjson.dumps(
+            {
+                "type": "ready",
+                "last_seq": self.last_seq,
+                "epoch": self.epoch,
+                "recovered": self.recovered,
+            }
+        )
+
+
+class Outbox:
+    """One socket's bounded queue of ``(seq, frame, enqueued_at)``."""
+
+    def __init__(self, maxsize: int, on_overflow: Callable[[], None]) -> None:
+        self.queue: asyncio.Queue[tuple[int | None, bytes, float]] = asyncio.Queue(maxsize)
+        self.overflowed = False
+        self._on_overflow = on_overflow
+
+    def push(self, seq: int | None, frame: bytes) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait((seq, frame, time.perf_counter()))
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self._on_overflow()
+
+
+def status_frame(seq: int, status: DeliveryStatus, detail: str | None = None) -> bytes:
+    frame: dict[str, object] = {"type": "status", "seq": seq, "status": status}
+    if detail:
+        frame["detail"] = detail
+    return orjson.dumps(frame)
+
+
+class Hub(ABC):
+    """What the web layer needs from a session store. Every method is safe to call
+    concurrently; ``append`` is atomic: all of its messages are stored, or none."""
+
+    @abstractmethod
+    async def append(
+        self,
+        call_id: str,
+        items: Sequence[tuple[str, WidgetMessage]],
+        *,
+        envelope: Envelope | None = None,
+        answer: ReplyTo | None = None,
+    ) -> list[int]:
+        """Store ``(dedup_key, message)`` items in order and fan them out.
+
+        Returns each item's seq; an item whose key was stored before keeps its old seq and
+        is neither stored nor sent again. With ``answer``, the choices message it names is
+        marked answered in the same step, or :class:`Refused` is raised and nothing stored.
+        """
+
+    @abstractmethod
+    async def replay(self, call_id: str, after: int | None, epoch: str | None) -> Replay:
+        """The frames a socket joining now must get first (see README, "Recovery")."""
+
+    @abstractmethod
+    async def subscribe(self, call_id: str, outbox: Outbox) -> None: ...
+
+    @abstractmethod
+    async def unsubscribe(self, call_id: str, outbox: Outbox) -> None: ...
+
+    @abstractmethod
+    async def find(self, call_id: str, ref: int | str) -> WidgetMessage | None:
+        """A kept message by seq or by id."""
+
+    @abstractmethod
+    async def set_status(
+        self, call_id: str, seq: int, status: DeliveryStatus, detail: str | None = None
+    ) -> None:
+        """Record and fan out the upstream delivery state of a person's message."""
+
+    @abstractmethod
+    async def envelope(self, call_id: str) -> Envelope | None: ...
+
+    async def ping(self) -> bool:
+        """True when the store is reachable."""
+        return True
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (connections, tasks)."""
+
+
+@dataclass
+class _Session:
+    epoch: str = field(default_factory=lambda: secrets.token_hex(8))
+    last_seq: int = 0
+    history: deque[tuple[WidgetMessage, bytes]] = field(default_factory=deque)
+    keys: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    answered: dict[int, str] = field(default_factory=dict)
+    statuses: dict[int, bytes] = field(default_factory=dict)
+    envelope: Envelope | None = None
+    outboxes: set[Outbox] = field(default_factory=set)
+    touched: float = field(default_factory=time.monotonic)
+
+    def first_seq(self) -> int:
+        return self.history[0][0].seq if self.history else self.last_seq + 1
+
+    def trim(self, limit: int) -> None:
+        while len(self.history) > limit:
+            self.history.popleft()
+        oldest = self.first_seq()
+        for table in (self.answered, self.statuses):
+            for seq in [s for s in table if s < oldest]:
+                del table[seq]
+        # Retries come soon after the original: remembering 2x the history is plenty.
+        while len(self.keys) > 2 * limit:
+            self.keys.popitem(last=False)
+
+
+class MemoryHub(Hub):
+    """All sessions in this process: the default, and the reference for the contract."""
+
+    def __init__(self, history_limit: int, session_ttl: float) -> None:
+        self.history_limit = history_limit
+        self.session_ttl = session_ttl
+        self._sessions: dict[str, _Session] = {}
+
+    def _session(self, call_id: str) -> _Session:
+        session = self._sessions.get(call_id)
+        if session is None:
+            session = self._sessions[call_id] = _Session()
+        session.touched = time.monotonic()
+        return session
+
+    @property
+    def session_count(self) -> int:
+        return len(self._sessions)
+
+    async def append(
+        self,
+        call_id: str,
+        items: Sequence[tuple[str, WidgetMessage]],
+        *,
+        envelope: Envelope | None = None,
+        answer: ReplyTo | None = None,
+    ) -> list[int]:
+        session = self._session(call_id)
+        fresh = [key for key, _ in items if key not in session.keys]
+        if answer is not None and fresh and answer.seq in session.answered:
+            raise Refused("already_answered", f"message {answer.seq} was answered already")
+        if envelope is not None:
+            session.envelope = envelope
+        if answer is not None and fresh:
+            session.answered[answer.seq] = answer.option_id
+        seqs = []
+        for key, draft in items:
+            if key in session.keys:
+                seqs.append(session.keys[key])
+                continue
+            session.last_seq += 1
+            message = draft.model_copy(update={"seq": session.last_seq})
+            frame = encode(message)
+            session.history.append((message, frame))
+            session.keys[key] = message.seq
+            seqs.append(message.seq)
+            for outbox in session.outboxes:
+                outbox.push(message.seq, frame)
+        session.trim(self.history_limit)
+        return seqs
+
+    async def replay(self, call_id: str, after: int | None, epoch: str | None) -> Replay:
+        session = self._session(call_id)
+        recovered = (
+            after is not None
+            and (epoch is None or epoch == session.epoch)
+            and session.first_seq() <= after + 1
+            and after <= session.last_seq
+        )
+        start = after if recovered and after is not None else 0
+        frames: list[Frame] = [(m.seq, frame) for m, frame in session.history if m.seq > start]
+        frames += [(None, f) for seq, f in sorted(session.statuses.items()) if seq > start]
+        return Replay(frames, session.last_seq, session.epoch, recovered)
+
+    async def subscribe(self, call_id: str, outbox: Outbox) -> None:
+        self._session(call_id).outboxes.add(outbox)
+
+    async def unsubscribe(self, call_id: str, outbox: Outbox) -> None:
+        session = self._sessions.get(call_id)
+        if session is not None:
+            session.outboxes.discard(outbox)
+            session.touched = time.monotonic()
+
+    async def find(self, call_id: str, ref: int | str) -> WidgetMessage | None:
+        session = self._sessions.get(call_id)
+        if session is None:
+            return None
+        for message, _ in session.history:
+            if message.seq == ref or message.id == ref:
+                return message
+        return None
+
+    async def set_status(
+        self, call_id: str, seq: int, status: DeliveryStatus, detail: str | None = None
+    ) -> None:
+        session = self._session(call_id)
+        frame = status_frame(seq, status, detail)
+        session.statuses[seq] = frame
+        for outbox in session.outboxes:
+            outbox.push(None, frame)
+
+    async def envelope(self, call_id: str) -> Envelope | None:
+        session = self._sessions.get(call_id)
+        return session.envelope if session else None
+
+    def sweep(self, now: float | None = None) -> int:
+        """Forget sessions nobody watches that have been idle longer than the TTL."""
+        now = time.monotonic() if now is None else now
+        idle = [
+            call_id
+            for call_id, s in self._sessions.items()
+            if not s.outboxes and now - s.touched > self.session_ttl
+        ]
+        for call_id in idle:
+            del self._sessions[call_id]
+        return len(idle)

@@ -1,0 +1,181 @@
+"""HTTP and WebSocket handlers. Kept thin: parsing and answers here, logic elsewhere."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import TypeAdapter, ValidationError
+
+from bridge import airudder, widget
+from bridge.hub import StoreUnavailable
+from bridge.keys import HUB, METRICS, SETTINGS, SOCKETS
+from bridge.sockets import Connection
+
+log = logging.getLogger(__name__)
+
+CALL_ID: TypeAdapter[str] = TypeAdapter(airudder.CallId)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def json_error(status: int, code: str, detail: Any) -> web.Response:
+    return json_response({"error": code, "detail": detail}, status)
+
+
+def validation_detail(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"path": airudder.error_path(e["loc"]) or "(body)", "message": e["msg"]}
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as JSON ``{"error", "detail"}``; nothing escapes as a bare 500."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, exc.reason.lower().replace(" ", "_"))
+        return json_error(exc.status, code, exc.text or exc.reason)
+    except StoreUnavailable as exc:
+        return json_error(503, "store_unavailable", str(exc) or "the session store is down")
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(500, "internal_error", "unexpected error; it has been logged")
+
+
+async def callback(request: web.Request) -> web.Response:
+    """The vendor's "callback: bot reply message"."""
+    settings, metrics = request.app[SETTINGS], request.app[METRICS]
+    body = await request.read()
+    secrets = settings.signing_secrets()
+    if secrets and not airudder.verify(
+        body, request.headers.get("X-AIRudder-Sign"), secrets, settings.signing_scheme
+    ):
+        metrics.rejections.labels("bad_signature").inc()
+        return json_error(401, "bad_signature", "X-AIRudder-Sign is missing or does not match")
+    try:
+        payload = airudder.Callback.model_validate_json(body)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            metrics.rejections.labels("invalid_json").inc()
+            return json_error(400, "invalid_json", "the body is not valid JSON")
+        metrics.rejections.labels("invalid_payload").inc()
+        return json_error(422, "invalid_payload", validation_detail(exc))
+    if payload.event != airudder.MESSAGE_SEND:
+        log.warning("ignored callback event %r", payload.event, extra={"call_id": payload.call_id})
+        metrics.callbacks.labels("other", "ignored").inc()
+        return json_response({})
+    items = widget.translate_callback(payload)
+    await request.app[HUB].append(payload.call_id, items, envelope=airudder.Envelope.of(payload))
+    metrics.callbacks.labels(payload.event, "stored").inc()
+    return json_response({})
+
+
+def _query_int(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise web.HTTPBadRequest(text=f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+def _call_id(request: web.Request) -> str:
+    try:
+        return CALL_ID.validate_python(request.match_info["call_id"])
+    except ValidationError:
+        raise web.HTTPBadRequest(
+            text="call_id must be 1-128 characters of A-Z a-z 0-9 _ . : @ -"
+        ) from None
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    """``/ws/{call_id}?after=SEQ&epoch=E``: replay, ``ready``, then live messages."""
+    settings = request.app[SETTINGS]
+    call_id = _call_id(request)
+    after = _query_int(request, "after")
+    epoch = request.query.get("epoch") or None
+    ws = web.WebSocketResponse(
+        heartbeat=settings.ws_heartbeat, compress=False, max_msg_size=settings.ws_max_msg_size
+    )
+    await ws.prepare(request)
+    metrics = request.app[METRICS]
+    conn = Connection(request, ws, call_id, request.app[HUB], metrics, settings.send_queue)
+    request.app[SOCKETS].add(ws)
+    metrics.sockets.inc()
+    try:
+        await conn.start(after, epoch)
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                await handle_client_frame(conn, msg.data)
+    finally:
+        metrics.sockets.dec()
+        request.app[SOCKETS].discard(ws)
+        await conn.stop()
+    return ws
+
+
+async def handle_client_frame(conn: Connection, data: str) -> None:
+    await conn.send(
+        orjson.dumps(
+            {
+                "type": "error",
+                "error": {
+                    "code": "unsupported_frame",
+                    "detail": "this server takes no client frames",
+                },
+            }
+        )
+    )
+
+
+async def widget_schema(request: web.Request) -> web.Response:
+    return json_response(widget.json_schema())
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up (see /readyz for the store)."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """The store is reachable: 503 tells a load balancer to send traffic elsewhere."""
+    if await request.app[HUB].ping():
+        return json_response({"status": "ok", "store": "up"})
+    return json_response({"status": "unavailable", "store": "down"}, 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        body=generate_latest(request.app[METRICS].registry),
+        headers={"Content-Type": CONTENT_TYPE_LATEST},
+    )
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/webhooks/airudder", callback)
+    app.router.add_get("/ws/{call_id}", websocket)
+    app.router.add_get("/schema/widget-message.json", widget_schema)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

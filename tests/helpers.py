@@ -1,0 +1,101 @@
+"""Shared test helpers: posting callbacks and reading socket frames with timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+from typing import Any
+
+import orjson
+from aiohttp import ClientWebSocketResponse, WSMsgType
+from aiohttp.test_utils import TestClient
+
+from bridge import airudder
+from bridge.config import SignScheme
+
+TIMEOUT = 10.0
+
+
+async def post(
+    client: TestClient[Any, Any],
+    body: dict[str, Any] | bytes,
+    secret: bytes | None = None,
+    scheme: SignScheme = SignScheme.HMAC_SHA256_HEX,
+) -> tuple[int, Any]:
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers["X-AIRudder-Sign"] = airudder.sign(data, secret, scheme)
+    resp = await client.post("/webhooks/airudder", data=data, headers=headers)
+    return resp.status, await resp.json()
+
+
+async def frame(ws: ClientWebSocketResponse) -> dict[str, Any]:
+    msg = await ws.receive(timeout=TIMEOUT)
+    assert msg.type is WSMsgType.TEXT, f"expected a text frame, got {msg.type} {msg.data!r}"
+    data: dict[str, Any] = orjson.loads(msg.data)
+    return data
+
+
+async def until_ready(ws: ClientWebSocketResponse) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The replayed messages and the ready frame."""
+    messages = []
+    while True:
+        data = await frame(ws)
+        if data["type"] == "ready":
+            return messages, data
+        if data["type"] == "message":
+            messages.append(data["message"])
+
+
+async def messages(ws: ClientWebSocketResponse, count: int) -> list[dict[str, Any]]:
+    """The next ``count`` message frames (other frame types skipped)."""
+    out: list[dict[str, Any]] = []
+    while len(out) < count:
+        data = await frame(ws)
+        if data["type"] == "message":
+            out.append(data["message"])
+    return out
+
+
+async def nothing_more(ws: ClientWebSocketResponse, wait: float = 0.3) -> None:
+    """Assert that no frame arrives within ``wait`` seconds."""
+    try:
+        msg = await ws.receive(timeout=wait)
+    except TimeoutError:
+        return
+    raise AssertionError(f"unexpected frame: {msg.type} {msg.data!r}")
+
+
+async def stalled_socket(
+    host: str, port: int, path: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A WebSocket client that completes the handshake and then never reads: a tiny
+    receive buffer makes the server's writes back up almost at once."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=2**16)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer
+
+
+async def closed_by_server(reader: asyncio.StreamReader) -> bool:
+    """Read what the server sent until it closes the connection (bounded in time)."""
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            while await reader.read(2**16):
+                pass
+    except ConnectionError:
+        pass
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from typing import Any
 
@@ -36,5 +37,20 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when it is installed: a faster event loop for the same code."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def serve(settings: Settings) -> None:
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=print)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=print,
+        loop=new_event_loop(),
+    )

@@ -1,0 +1,444 @@
+"""``python -m bench``: the whole comparison, one server at a time, each started fresh as
+a subprocess on 127.0.0.1 and stopped after its workload. Prints a table and writes
+``bench/results/latest.json``. ``--quick`` is a one-minute smoke run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import importlib.util
+import json
+import os
+import platform
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import rawws
+from bench.load import Callbacks, Receivers, Recorder, Sender, call_ids, drain
+from bench.servers import (
+    ROOT,
+    SOCKETIO,
+    Process,
+    cpus,
+    raise_fd_limit,
+    system_under_test,
+)
+from bridge.cli import new_event_loop
+
+RESULTS = ROOT / "bench" / "results"
+SYSTEMS = ("bridge-memory", "bridge-redis", "B0", "B1", "B2")
+SOCKET_SYSTEMS = ("bridge-memory", "bridge-redis", "B1", "B2")  # B0 has no sockets
+
+
+@dataclass
+class Config:
+    call_ids: int = 1000
+    sockets_per_call: int = 2
+    concurrency: int = 48  # callbacks in flight in the ingest workload
+    warmup: float = 2.0
+    seconds: float = 8.0  # measured, per ingest run
+    latency_seconds: float = 10.0  # measured, per latency / isolation run
+    max_inflight: int = 256  # fixed-rate sender: beyond this it falls behind schedule
+    stalled_fraction: float = 0.10
+    idle_sockets: int = 19_500
+    idle_workers: int = 2
+    idle_window: float = 25.0  # covers a heartbeat round of both (bridge 20 s, Engine.IO 25 s)
+    idle_systems: tuple[str, ...] = ("bridge-memory", "B1")
+
+
+QUICK = Config(
+    call_ids=200,
+    warmup=1.0,
+    seconds=3.0,
+    latency_seconds=3.0,
+    idle_sockets=2_000,
+    idle_window=5.0,
+)
+
+
+def run_async(coro: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(coro)
+
+
+# -- workloads -----------------------------------------------------------------------------
+
+
+async def ingest(port: int, socketio: bool, cfg: Config, per_call: int) -> dict[str, Any]:
+    """1: callbacks per second with ``per_call`` subscribed sockets per call_id."""
+    recorder = Recorder()
+    ids = call_ids(cfg.call_ids)
+    receivers = Receivers(port, socketio, recorder)
+    try:
+        if per_call:
+            await receivers.open(ids, per_call)
+        sender = Sender(port, Callbacks(ids), receivers.active_per_call)
+        result = await sender.max_rate(cfg.concurrency, cfg.warmup, cfg.seconds, recorder)
+        await drain(recorder, result.expected_frames, limit=1.0)
+    finally:
+        await receivers.close()
+    return {
+        "callbacks_per_s": round(result.rate, 1),
+        "errors": result.errors,
+        "frames_per_s": round(len(recorder.latencies_ns) / cfg.seconds, 1),
+        "sockets": cfg.call_ids * per_call,
+    }
+
+
+async def latency(
+    port: int, socketio: bool, cfg: Config, rate: float, stalled_fraction: float
+) -> dict[str, Any]:
+    """2 and 3: callback-to-socket latency at a fixed rate, optionally with stalled sockets."""
+    recorder = Recorder()
+    ids = call_ids(cfg.call_ids)
+    receivers = Receivers(port, socketio, recorder)
+    stalled_calls = round(cfg.call_ids * cfg.sockets_per_call * stalled_fraction)
+    try:
+        await receivers.open(ids, cfg.sockets_per_call, stalled_calls)
+        sender = Sender(port, Callbacks(ids), receivers.active_per_call)
+        result, behind = await sender.fixed_rate(
+            rate, cfg.max_inflight, cfg.warmup, cfg.latency_seconds, recorder
+        )
+        await drain(recorder, result.expected_frames)
+        closed_early = receivers.closed_early
+    finally:
+        await receivers.close()
+    return {
+        **recorder.percentiles(),
+        "rate_target": round(rate, 1),
+        "rate_achieved": round(result.rate, 1),
+        "behind_schedule_s": round(behind, 3),
+        "errors": result.errors,
+        "frames_received": len(recorder.latencies_ns),
+        "frames_expected": result.expected_frames,
+        "sockets": cfg.call_ids * cfg.sockets_per_call,
+        "stalled_sockets": stalled_calls,
+        "active_sockets_closed_early": closed_early,
+    }
+
+
+async def _warm_sockets(port: int, socketio: bool, count: int = 100) -> dict[str, Any]:
+    sockets = [await rawws.connect(port, f"warm-{i}", socketio=socketio) for i in range(count)]
+    rawws.close_all(sockets)
+    await asyncio.sleep(1.0)
+    return {}
+
+
+def _read_line(proc: subprocess.Popen[str], deadline: float) -> dict[str, Any]:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+    line = proc.stdout.readline() if ready else ""
+    if not line:
+        raise RuntimeError("idle worker gave no report in time")
+    report: dict[str, Any] = json.loads(line)
+    return report
+
+
+def idle(server: Process, socketio: bool, cfg: Config) -> dict[str, Any]:
+    """4: memory per socket and CPU with many idle sockets (heartbeats on)."""
+    run_async(_warm_sockets(server.port, socketio))
+    rss_before = server.rss_kb()
+    per_worker = cfg.idle_sockets // cfg.idle_workers
+    hold = 120.0 + cfg.idle_window + cfg.idle_sockets / 200
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.idle",
+                "--port",
+                str(server.port),
+                "--first",
+                str(k * per_worker),
+                "--count",
+                str(per_worker),
+                "--hold",
+                str(hold),
+                *(["--socketio"] if socketio else []),
+            ],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(cfg.idle_workers)
+    ]
+    try:
+        started = time.monotonic()
+        deadline = started + 60.0 + cfg.idle_sockets / 100
+        opened = [_read_line(w, deadline) for w in workers]
+        connect_seconds = time.monotonic() - started
+        time.sleep(2.0)  # let the last handshakes settle
+        rss_after = server.rss_kb()
+        cpu_before, t0 = server.cpu_seconds(), time.monotonic()
+        time.sleep(cfg.idle_window)
+        cpu_used, elapsed = server.cpu_seconds() - cpu_before, time.monotonic() - t0
+        rss_end = server.rss_kb()
+    finally:
+        for w in workers:
+            assert w.stdin is not None
+            w.stdin.close()
+        ends = [_read_line(w, time.monotonic() + 30.0) for w in workers]
+        for w in workers:
+            w.wait(30.0)
+    count = sum(o["opened"] for o in opened)
+    return {
+        "sockets": count,
+        "failed": sum(o["failed"] for o in opened),
+        "alive_at_end": sum(e["alive_at_end"] for e in ends),
+        "connect_seconds": round(connect_seconds, 1),
+        "rss_before_mb": round(rss_before / 1024, 1),
+        "rss_after_mb": round(rss_after / 1024, 1),
+        "rss_end_mb": round(rss_end / 1024, 1),
+        "kb_per_socket": round((rss_after - rss_before) / count, 2) if count else None,
+        "idle_cpu_percent": round(100 * cpu_used / elapsed, 2),
+        "window_s": round(elapsed, 1),
+    }
+
+
+# -- orchestration ---------------------------------------------------------------------------
+
+
+def on_server(
+    system: str, cores: set[int], work: Callable[[Process], dict[str, Any]]
+) -> dict[str, Any]:
+    """Run ``work`` against a fresh ``system``; a failure becomes a "not run" entry."""
+    print(f"  {system} ...", end=" ", flush=True)
+    try:
+        with system_under_test(system, cores) as server:
+            result = work(server)
+    except Exception as exc:  # one broken server must not cost the rest of the run
+        print(f"FAILED: {exc!r}")
+        return {"not_run": f"failed: {exc!r}"}
+    print(json.dumps(result))
+    return result
+
+
+def redis_store_missing() -> str | None:
+    if importlib.util.find_spec("bridge.redis_hub") is None:
+        return "bridge/redis_hub.py is not on this branch yet"
+    return None
+
+
+def machine() -> dict[str, Any]:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_at_start": os.getloadavg(),
+        "mem_total_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+    }
+
+
+def run(cfg: Config, systems: list[str], skip: set[str]) -> dict[str, Any]:
+    server_cores, client_cores = cpus()
+    os.sched_setaffinity(0, client_cores)
+    fd_limit = raise_fd_limit()
+    not_run: dict[str, str] = {}
+    if (reason := redis_store_missing()) and "bridge-redis" in systems:
+        not_run["bridge-redis"] = reason
+    runnable = [s for s in systems if s not in not_run]
+    out: dict[str, Any] = {
+        "machine": machine(),
+        "config": dataclasses.asdict(cfg),
+        "pinning": {"server_cores": sorted(server_cores), "client_cores": sorted(client_cores)},
+        "fd_limit": fd_limit,
+        "not_run": not_run,
+        "ingest": {},
+        "latency": {},
+        "isolation": {},
+        "idle": {},
+    }
+
+    def ingest_for(per_call: int) -> Callable[[Process], dict[str, Any]]:
+        return lambda srv: run_async(ingest(srv.port, srv.name in SOCKETIO, cfg, per_call))
+
+    if "ingest" not in skip:
+        print("1. ingest (callbacks/s)")
+        for system in runnable:
+            out["ingest"][system] = {"0": on_server(system, server_cores, ingest_for(0))}
+            if system in SOCKET_SYSTEMS:
+                per = cfg.sockets_per_call
+                out["ingest"][system][str(per)] = on_server(system, server_cores, ingest_for(per))
+    b0 = out["ingest"].get("B0", {}).get("0", {}).get("callbacks_per_s")
+    rate = b0 / 2 if b0 else 1000.0
+    out["latency_rate"] = {"rate": rate, "source": "half of B0's ingest" if b0 else "default"}
+
+    def latency_for(stalled: float) -> Callable[[Process], dict[str, Any]]:
+        return lambda srv: run_async(latency(srv.port, srv.name in SOCKETIO, cfg, rate, stalled))
+
+    for key, stalled in (("latency", 0.0), ("isolation", cfg.stalled_fraction)):
+        if key in skip:
+            continue
+        print(f"{2 if key == 'latency' else 3}. {key} at {rate:.0f} callbacks/s")
+        for system in runnable:
+            if system in SOCKET_SYSTEMS:
+                out[key][system] = on_server(system, server_cores, latency_for(stalled))
+    if "idle" not in skip:
+        print(f"4. idle scale, {cfg.idle_sockets} sockets")
+        for system in runnable:
+            if system in cfg.idle_systems:
+                out["idle"][system] = on_server(
+                    system, server_cores, lambda srv: idle(srv, srv.name in SOCKETIO, cfg)
+                )
+    out["targets"] = targets(out)
+    return out
+
+
+def profile(cfg: Config) -> None:
+    server_cores, client_cores = cpus()
+    os.sched_setaffinity(0, client_cores)
+    raise_fd_limit()
+    per = cfg.sockets_per_call
+    print("ingest, bridge under pyinstrument")
+    on_server(
+        "bridge-profiled", server_cores, lambda srv: run_async(ingest(srv.port, False, cfg, per))
+    )
+    print(f"profile written to {RESULTS / 'profile.txt'}")
+
+
+# -- targets and table -------------------------------------------------------------------------
+
+
+def _get(out: dict[str, Any], *path: str) -> Any:
+    node: Any = out
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _check(name: str, value: Any, limit: Any, ok: Callable[[float, float], bool]) -> dict[str, Any]:
+    if value is None or limit is None:
+        return {"target": name, "value": value, "limit": limit, "met": None}
+    return {
+        "target": name,
+        "value": round(value, 3),
+        "limit": round(limit, 3),
+        "met": ok(value, limit),
+    }
+
+
+def _ratio(a: Any, b: Any) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
+    ge = float.__ge__
+    le = float.__le__
+    ingest2 = _get(out, "ingest", "bridge-memory", "2", "callbacks_per_s")
+    b0 = _get(out, "ingest", "B0", "0", "callbacks_per_s")
+    b1 = _get(out, "ingest", "B1", "2", "callbacks_per_s")
+    p99 = _get(out, "latency", "bridge-memory", "p99_ms")
+    b1_p99 = _get(out, "latency", "B1", "p99_ms")
+    redis_p99 = _get(out, "latency", "bridge-redis", "p99_ms")
+    stalled_p99 = _get(out, "isolation", "bridge-memory", "p99_ms")
+    kb = _get(out, "idle", "bridge-memory", "kb_per_socket")
+    b1_kb = _get(out, "idle", "B1", "kb_per_socket")
+    return [
+        _check("ingest, 2 sockets/call_id: bridge / B0 >= 0.6", _ratio(ingest2, b0), 0.6, ge),
+        _check("ingest, 2 sockets/call_id: bridge / B1 >= 2", _ratio(ingest2, b1), 2.0, ge),
+        _check("latency p99, memory store <= 10 ms", p99, 10.0, le),
+        _check("latency p99: bridge / B1 <= 0.5", _ratio(p99, b1_p99), 0.5, le),
+        _check("latency p99, Redis store <= 25 ms", redis_p99, 25.0, le),
+        _check("isolation: p99 stalled / p99 without <= 1.2", _ratio(stalled_p99, p99), 1.2, le),
+        _check("idle: KB RSS per socket <= 30", kb, 30.0, le),
+        _check("idle: bridge / B1 per-socket memory <= 0.7", _ratio(kb, b1_kb), 0.7, le),
+    ]
+
+
+def _cell(
+    out: dict[str, Any], section: str, system: str, fmt: Callable[[dict[str, Any]], str]
+) -> str:
+    if system in out["not_run"]:
+        return "not run"
+    entry = out[section].get(system)
+    if entry is None:
+        return "-"
+    if "not_run" in entry:
+        return "failed"
+    return fmt(entry)
+
+
+def _latency(e: dict[str, Any]) -> str:
+    text = f"{e['p50_ms']} / {e['p99_ms']} / {e['p999_ms']}"
+    if e["behind_schedule_s"] > 1.0:
+        text += f" (overloaded: {e['rate_achieved']:.0f}/s)"
+    return text
+
+
+def table(out: dict[str, Any]) -> str:
+    rate = out["latency_rate"]["rate"]
+    rows: list[tuple[str, str, Callable[[dict[str, Any]], str]]] = [
+        ("ingest, 0 sockets: callbacks/s", "ingest", lambda e: f"{e['0']['callbacks_per_s']:.0f}"),
+        (
+            "ingest, 2 sockets/call_id: callbacks/s",
+            "ingest",
+            lambda e: f"{e['2']['callbacks_per_s']:.0f}" if "2" in e else "n/a",
+        ),
+        (f"latency at {rate:.0f}/s: p50 / p99 / p99.9 ms", "latency", _latency),
+        ("isolation, 10% stalled: p50 / p99 / p99.9 ms", "isolation", _latency),
+        ("idle: KB RSS per socket", "idle", lambda e: f"{e['kb_per_socket']}"),
+        ("idle: CPU % of one core", "idle", lambda e: f"{e['idle_cpu_percent']}"),
+    ]
+    systems = [s for s in SYSTEMS if any(s in out[r[1]] or s in out["not_run"] for r in rows)]
+    lines = [
+        "| workload | " + " | ".join(systems) + " |",
+        "|---|" + "---|" * len(systems),
+    ]
+    for label, section, fmt in rows:
+        cells = [_cell(out, section, s, fmt) for s in systems]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "| target | value | limit | met |", "|---|---|---|---|"]
+    for t in out["targets"]:
+        met = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
+        lines.append(f"| {t['target']} | {t['value']} | {t['limit']} | {met} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a ~1 minute smoke run")
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
+    parser.add_argument(
+        "--skip", nargs="+", default=[], choices=["ingest", "latency", "isolation", "idle"]
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="only profile the bridge (pyinstrument) under ingest with sockets; "
+        "writes bench/results/profile.txt",
+    )
+    args = parser.parse_args()
+    cfg = QUICK if args.quick else Config()
+    if args.profile:
+        profile(cfg)
+        return
+    started = time.monotonic()
+    out = run(cfg, args.systems, set(args.skip))
+    out["quick"] = args.quick
+    out["wall_seconds"] = round(time.monotonic() - started, 1)
+    out["machine"]["loadavg_at_end"] = os.getloadavg()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print()
+    print(table(out))
+    print(f"\n{out['wall_seconds']} s; written to {args.out}")

@@ -1,0 +1,177 @@
+"""Starting and stopping the servers under test, each a subprocess on 127.0.0.1, and
+reading their memory and CPU from /proc."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOGS = ROOT / "bench" / "results" / "logs"
+SECRET = "bench-secret"  # BRIDGE_SIGNING_SECRET of the bridge under test
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def raise_fd_limit() -> int:
+    """Soft RLIMIT_NOFILE up to the hard one (children inherit it); returns the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def cpus() -> tuple[set[int], set[int]]:
+    """(server cores, load generator cores): disjoint when the machine has two or more."""
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) < 2:
+        return set(available), set(available)
+    half = len(available) // 2
+    return set(available[:half]), set(available[half:])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}; see {LOGS}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on port {port} within {START_TIMEOUT}s")
+
+
+@dataclass
+class Process:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss_kb(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def cpu_seconds(self) -> float:
+        # Fields after the ")" that ends the command name: utime is the 12th, stime 13th.
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def stop(self, sig: int = signal.SIGINT) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(STOP_TIMEOUT)
+
+
+def start(
+    name: str, cmd: list[str], port: int, cores: set[int], env: dict[str, str] | None = None
+) -> Process:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = (LOGS / f"{name}.log").open("ab")
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    with contextlib.suppress(OSError):
+        os.sched_setaffinity(proc.pid, cores)
+    process = Process(name, proc, port)
+    try:
+        _wait_port(port, proc, name)
+    except BaseException:
+        process.stop(signal.SIGKILL)
+        raise
+    return process
+
+
+@contextlib.contextmanager
+def redis_server(cores: set[int]) -> Iterator[str]:
+    """A throw-away redis-server (no persistence) on a free port: yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed")
+    port = free_port()
+    cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    process = start("redis-server", cmd, port, cores)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.stop(signal.SIGTERM)
+
+
+# The systems under test: name -> how to start it on a port (with a Redis URL if it needs one).
+BRIDGE = [sys.executable, "-m", "bridge", "serve", "--port"]
+BRIDGE_ENV = {
+    "BRIDGE_SIGNING_SECRET": SECRET,
+    # The baselines log nothing per request; an access log line per callback would
+    # measure the terminal, not the bridge.
+    "BRIDGE_LOG_LEVEL": "WARNING",
+}
+
+
+def command(system: str, port: int, redis_url: str | None) -> tuple[list[str], dict[str, str]]:
+    if system == "bridge-memory":
+        return [*BRIDGE, str(port)], BRIDGE_ENV
+    if system == "bridge-profiled":  # the memory store under pyinstrument
+        out = str(ROOT / "bench" / "results" / "profile.txt")
+        profiler = [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", out]
+        return [*profiler, "-m", "bridge", "serve", "--port", str(port)], BRIDGE_ENV
+    if system == "bridge-redis":
+        assert redis_url
+        return [*BRIDGE, str(port), "--redis-url", redis_url], BRIDGE_ENV
+    if system == "B0":
+        return [sys.executable, "-m", "bench.b0_aiohttp", "--port", str(port)], {}
+    if system == "B1":
+        return [sys.executable, "-m", "bench.b1_socketio", "--port", str(port)], {}
+    if system == "B2":
+        assert redis_url
+        cmd = [sys.executable, "-m", "bench.b1_socketio", "--port", str(port)]
+        return [*cmd, "--redis-url", redis_url], {}
+    raise ValueError(system)
+
+
+NEEDS_REDIS = {"bridge-redis", "B2"}
+SOCKETIO = {"B1", "B2"}
+
+
+@contextlib.contextmanager
+def system_under_test(system: str, cores: set[int]) -> Iterator[Process]:
+    """The server ``system`` on a free port (with its own Redis if it needs one)."""
+    with contextlib.ExitStack() as stack:
+        redis_url = stack.enter_context(redis_server(cores)) if system in NEEDS_REDIS else None
+        port = free_port()
+        cmd, env = command(system, port, redis_url)
+        process = start(system, cmd, port, cores, env)
+        stack.callback(process.stop)
+        yield process

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bridge.airudder import Envelope
-from bridge.frames import DeliveryStatus, ReadyFrame, StatusFrame
+from bridge.frames import DeliveryStatus, MessageFrame, ReadyFrame, StatusFrame
 from bridge.widget import ReplyTo, WidgetMessage, encode
 
 
@@ -122,7 +122,9 @@ class Hub(ABC):
 class _Session:
     epoch: str = field(default_factory=lambda: secrets.token_hex(8))
     last_seq: int = 0
-    history: deque[tuple[WidgetMessage, bytes]] = field(default_factory=deque)
+    # (seq, id, message frame): only the encoded frame is kept, so thousands of kept
+    # messages cost little memory and nothing to the garbage collector; find() decodes.
+    history: deque[tuple[int, str, bytes]] = field(default_factory=deque)
     keys: OrderedDict[str, int] = field(default_factory=OrderedDict)
     answered: dict[int, str] = field(default_factory=dict)
     statuses: dict[int, bytes] = field(default_factory=dict)
@@ -131,7 +133,7 @@ class _Session:
     touched: float = field(default_factory=time.monotonic)
 
     def first_seq(self) -> int:
-        return self.history[0][0].seq if self.history else self.last_seq + 1
+        return self.history[0][0] if self.history else self.last_seq + 1
 
     def trim(self, limit: int) -> None:
         while len(self.history) > limit:
@@ -188,7 +190,7 @@ class MemoryHub(Hub):
             session.last_seq += 1
             message = draft.model_copy(update={"seq": session.last_seq})
             frame = encode(message)
-            session.history.append((message, frame))
+            session.history.append((message.seq, message.id, frame))
             session.keys[key] = message.seq
             seqs.append(message.seq)
             for outbox in session.outboxes:
@@ -205,7 +207,7 @@ class MemoryHub(Hub):
             and after <= session.last_seq
         )
         start = after if recovered and after is not None else 0
-        frames: list[Frame] = [(m.seq, frame) for m, frame in session.history if m.seq > start]
+        frames: list[Frame] = [(seq, frame) for seq, _, frame in session.history if seq > start]
         frames += [(None, f) for seq, f in sorted(session.statuses.items()) if seq > start]
         return Replay(frames, session.last_seq, session.epoch, recovered)
 
@@ -222,9 +224,9 @@ class MemoryHub(Hub):
         session = self._sessions.get(call_id)
         if session is None:
             return None
-        for message, _ in session.history:
-            if message.seq == ref or message.id == ref:
-                return message
+        for seq, message_id, frame in session.history:
+            if seq == ref or message_id == ref:
+                return MessageFrame.model_validate_json(frame).message
         return None
 
     async def set_status(

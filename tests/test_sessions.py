@@ -176,3 +176,13 @@ async def test_watched_sessions_never_expire(make_client: MakeClient) -> None:
     hub = client.app[HUB]
     assert isinstance(hub, MemoryHub)
     assert hub.sweep(now=time.monotonic() + 3600) == 0
+
+
+async def test_a_kept_message_is_found_by_seq_and_by_id(client: Client) -> None:
+    await post(client, samples.seed_callback("find"))
+    hub = client.app[HUB]
+    choices = await hub.find("find", 6)
+    assert choices is not None and choices.kind == "choices" and choices.seq == 6
+    assert await hub.find("find", choices.id) == choices
+    assert await hub.find("find", 99) is None
+    assert await hub.find("nobody", 1) is None

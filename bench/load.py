@@ -177,6 +177,7 @@ class SendResult:
     errors: int
     seconds: float
     expected_frames: int  # frames the active sockets should get for the measured callbacks
+    total_ok: int = 0  # 200s including the warm-up
 
     @property
     def rate(self) -> float:
@@ -199,7 +200,10 @@ class Sender:
         except (aiohttp.ClientError, TimeoutError):
             return False, index
 
-    def _count(self, result: SendResult, ok: bool, index: int) -> None:
+    def _count(self, result: SendResult, ok: bool, index: int, measured: bool = True) -> None:
+        result.total_ok += ok
+        if not measured:
+            return
         if ok:
             result.ok += 1
             result.expected_frames += self.active_per_call[index]
@@ -222,8 +226,7 @@ class Sender:
         async def worker() -> None:
             while loop.time() < end:
                 ok, index = await self._post(session)
-                if measure_from <= loop.time() < end:
-                    self._count(result, ok, index)
+                self._count(result, ok, index, measure_from <= loop.time() < end)
 
         async def start_measuring() -> None:
             await asyncio.sleep(warmup)
@@ -250,8 +253,7 @@ class Sender:
                 ok, index = await self._post(session)
             finally:
                 gate.release()
-            if measured:
-                self._count(result, ok, index)
+            self._count(result, ok, index, measured)
 
         async with self._session(max_inflight) as session:
             start = loop.time()

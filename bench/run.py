@@ -71,21 +71,27 @@ def run_async(coro: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
 # -- workloads -----------------------------------------------------------------------------
 
 
-async def ingest(port: int, socketio: bool, cfg: Config, per_call: int) -> dict[str, Any]:
-    """1: callbacks per second with ``per_call`` subscribed sockets per call_id."""
+async def ingest(server: Process, cfg: Config, per_call: int) -> dict[str, Any]:
+    """1: callbacks per second with ``per_call`` subscribed sockets per call_id, and the
+    server's CPU time per callback (less sensitive to a busy machine than the rate)."""
     recorder = Recorder()
     ids = call_ids(cfg.call_ids)
-    receivers = Receivers(port, socketio, recorder)
+    receivers = Receivers(server.port, server.name in SOCKETIO, recorder)
     try:
         if per_call:
             await receivers.open(ids, per_call)
-        sender = Sender(port, Callbacks(ids), receivers.active_per_call)
+        sender = Sender(server.port, Callbacks(ids), receivers.active_per_call)
+        cpu = server.cpu_seconds()
         result = await sender.max_rate(cfg.concurrency, cfg.warmup, cfg.seconds, recorder)
+        cpu = server.cpu_seconds() - cpu
         await drain(recorder, result.expected_frames, limit=1.0)
     finally:
         await receivers.close()
     return {
         "callbacks_per_s": round(result.rate, 1),
+        "server_cpu_us_per_callback": round(1e6 * cpu / result.total_ok)
+        if result.total_ok
+        else None,
         "errors": result.errors,
         "frames_per_s": round(len(recorder.latencies_ns) / cfg.seconds, 1),
         "sockets": cfg.call_ids * per_call,
@@ -267,7 +273,7 @@ def run(cfg: Config, systems: list[str], skip: set[str]) -> dict[str, Any]:
     }
 
     def ingest_for(per_call: int) -> Callable[[Process], dict[str, Any]]:
-        return lambda srv: run_async(ingest(srv.port, srv.name in SOCKETIO, cfg, per_call))
+        return lambda srv: run_async(ingest(srv, cfg, per_call))
 
     if "ingest" not in skip:
         print("1. ingest (callbacks/s)")
@@ -307,9 +313,7 @@ def profile(cfg: Config) -> None:
     raise_fd_limit()
     per = cfg.sockets_per_call
     print("ingest, bridge under pyinstrument")
-    on_server(
-        "bridge-profiled", server_cores, lambda srv: run_async(ingest(srv.port, False, cfg, per))
-    )
+    on_server("bridge-profiled", server_cores, lambda srv: run_async(ingest(srv, cfg, per)))
     print(f"profile written to {RESULTS / 'profile.txt'}")
 
 

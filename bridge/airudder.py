@@ -193,7 +193,7 @@ def sign(body: bytes, secret: bytes, scheme: SignScheme) -> str:
     """The header value a sender with ``secret`` puts on ``body``."""
     if scheme is SignScheme.STATIC:
         return secret.decode()
-    digest = hmac.new(secret, body, hashlib.sha256).digest()
+    digest = hmac.digest(secret, body, hashlib.sha256)  # one-shot: no HMAC object
     if scheme is SignScheme.HMAC_SHA256_BASE64:
         return base64.b64encode(digest).decode()
     return digest.hex()

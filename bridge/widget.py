@@ -136,27 +136,35 @@ def translate(call_id: str, message: airudder.Message, message_id: str) -> Widge
 def _choices(
     head: dict[str, Any], interactive: airudder.ListInteractive | airudder.ButtonInteractive
 ) -> ChoicesMessage:
+    # Plain dicts validated once: a model per option would be a validation call each.
     if isinstance(interactive, airudder.ListInteractive):
         sections = [
-            Section(
-                title=section.title,
-                options=[
-                    Option(id=row.id, label=row.title, description=row.description)
+            {
+                "title": section.title,
+                "options": [
+                    {"id": row.id, "label": row.title, "description": row.description}
                     for row in section.rows
                 ],
-            )
+            }
             for section in interactive.action.sections
         ]
-        return ChoicesMessage(
-            **head,
-            text=interactive.body.text,
-            style="list",
-            button=interactive.action.button,
-            sections=sections,
+        return ChoicesMessage.model_validate(
+            {
+                **head,
+                "text": interactive.body.text,
+                "style": "list",
+                "button": interactive.action.button,
+                "sections": sections,
+            }
         )
-    options = [Option(id=b.reply.id, label=b.reply.title) for b in interactive.action.buttons]
-    return ChoicesMessage(
-        **head, text=interactive.body.text, style="buttons", sections=[Section(options=options)]
+    options = [{"id": b.reply.id, "label": b.reply.title} for b in interactive.action.buttons]
+    return ChoicesMessage.model_validate(
+        {
+            **head,
+            "text": interactive.body.text,
+            "style": "buttons",
+            "sections": [{"options": options}],
+        }
     )
 
 

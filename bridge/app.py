@@ -36,14 +36,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if not settings.signing_secrets():
         log.warning("BRIDGE_SIGNING_SECRET is not set: callbacks are NOT verified (development)")
-    hub: Hub
-    if settings.redis_url:
-        from bridge.redis_hub import RedisHub  # only deployments on Redis need the client
-
-        hub = await RedisHub.connect(settings)
-    else:
-        hub = MemoryHub(settings.history_limit, settings.session_ttl)
-    app[HUB] = hub
+    hub = app[HUB] = await open_hub(settings)
     sweeper = asyncio.create_task(_sweep(app)) if isinstance(hub, MemoryHub) else None
     yield
     if sweeper is not None:
@@ -51,6 +44,15 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
     await hub.close()
+
+
+async def open_hub(settings: Settings) -> Hub:
+    """The session store the settings ask for: Redis when ``redis_url`` is set."""
+    if settings.redis_url:
+        from bridge.redis_hub import RedisHub  # only deployments on Redis need the client
+
+        return await RedisHub.connect(settings)
+    return MemoryHub(settings.history_limit, settings.session_ttl)
 
 
 async def _sweep(app: web.Application) -> None:

@@ -9,12 +9,13 @@ import time
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bridge.hub import Frame, Hub, Outbox
+from bridge.hub import Frame, Hub, Outbox, Replay, StoreUnavailable
 from bridge.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 2.0  # a stalled peer never reads our close frame; stop waiting for it
+STORE_DOWN = "the session store is unavailable, reconnect with after="
 
 
 class Connection:
@@ -42,7 +43,9 @@ class Connection:
         """Subscribe first, then replay: a message stored in between is in both and the
         seq check in :meth:`_run` drops the second copy, so nothing is lost or doubled."""
         await self.hub.subscribe(self.call_id, self.outbox)
-        replay = await self.hub.replay(self.call_id, after, epoch)
+        replay = await self._replay(after, epoch)
+        if replay is None:
+            return
         self.epoch = replay.epoch
         self.sent_seq = replay.last_seq
         await self._send_all(replay.frames)
@@ -83,12 +86,23 @@ class Connection:
     async def _fill_gap(self, seq: int) -> bool:
         """A live frame skipped ahead (a store that fans out over the network can drop
         one): send the missing ones from history, or close so the client re-syncs."""
-        replay = await self.hub.replay(self.call_id, self.sent_seq, self.epoch)
+        replay = await self._replay(self.sent_seq, self.epoch)
+        if replay is None:
+            return False
         if not replay.recovered:
             await self.close(WSCloseCode.TRY_AGAIN_LATER, "history changed, reconnect")
             return False
         await self._send_all([f for f in replay.frames if f[0] is not None and f[0] < seq])
         return True
+
+    async def _replay(self, after: int | None, epoch: str | None) -> Replay | None:
+        """The store's replay, or None after closing with 1013 when the store is down (the
+        browser retries with ``after=`` and catches up once it is back)."""
+        try:
+            return await self.hub.replay(self.call_id, after, epoch)
+        except StoreUnavailable:
+            await self.close(WSCloseCode.TRY_AGAIN_LATER, STORE_DOWN)
+            return None
 
     def _overflowed(self) -> None:
         """Called from fan-out, which must not wait: close in the background."""

@@ -154,8 +154,11 @@ async def widget_schema(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """The process is up (see /readyz for the store)."""
-    return json_response({"status": "ok"})
+    """The process is alive: always 200, so a supervisor never restarts a bridge for a Redis
+    outage it recovers from by itself. ``store`` tells a person whether the session store
+    answers; load balancers should use /readyz."""
+    store = "up" if await request.app[HUB].ping() else "down"
+    return json_response({"status": "ok", "store": store})
 
 
 async def readyz(request: web.Request) -> web.Response:

@@ -401,7 +401,13 @@ class RedisHub(Hub):
                     if message is not None:
                         self._dispatch(message)
             except UNREACHABLE as exc:
-                log.warning("Redis pub/sub lost (%s); retrying in %.2fs", exc, delay)
+                first_failure = delay == RECONNECT_DELAYS[0]
+                log.log(
+                    logging.WARNING if first_failure else logging.DEBUG,
+                    "Redis pub/sub unavailable (%s); retrying in %.2fs",
+                    exc,
+                    delay,
+                )
             finally:
                 self._first_attempt.set()
                 self._pubsub = None

@@ -68,7 +68,11 @@ class RedisServer:
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.directory
         )
-        _wait_for(self.ping, f"redis-server on port {self.port}", self.process)
+        try:
+            _wait_for(self.ping, f"redis-server on port {self.port}", self.process)
+        except RuntimeError:
+            self.kill()
+            raise
 
     def ping(self) -> bool:
         try:
@@ -83,6 +87,13 @@ class RedisServer:
     def flush(self) -> None:
         with self.client() as client:
             client.flushall()
+
+    def kill(self) -> None:
+        """SIGKILL, as in a crash: only what was fsynced survives."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
 
     def stop(self) -> None:
         if self.process is not None:
@@ -108,13 +119,17 @@ class Bridge:
     def start(self) -> Bridge:
         command = [sys.executable, "-m", "bridge", "serve", "--port", str(self.port), *self.args]
         self.process = subprocess.Popen(command, cwd=ROOT, env=self.env)
-        _wait_for(self._healthy, f"bridge on port {self.port}", self.process)
+        try:
+            _wait_for(self._healthy, f"bridge on port {self.port}", self.process)
+        except RuntimeError:
+            self.kill()
+            raise
         return self
 
     def _healthy(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 return sock.recv(32).startswith(b"HTTP/1.1 200")
         except OSError:
             return False

@@ -45,16 +45,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bridge.airudder import Envelope
 from bridge.config import Settings
-from bridge.hub import (
-    DeliveryStatus,
-    Frame,
-    Hub,
-    Outbox,
-    Refused,
-    Replay,
-    StoreUnavailable,
-    status_frame,
-)
+from bridge.frames import DeliveryStatus, StatusFrame
+from bridge.hub import Frame, Hub, Outbox, Refused, Replay, StoreUnavailable
 from bridge.widget import WIDGET_MESSAGE, ReplyTo, WidgetMessage, encode
 
 log = logging.getLogger(__name__)
@@ -323,7 +315,7 @@ class RedisHub(Hub):
     async def set_status(
         self, call_id: str, seq: int, status: DeliveryStatus, detail: str | None = None
     ) -> None:
-        frame = status_frame(seq, status, detail)
+        frame = StatusFrame(seq=seq, status=status, detail=detail).encode()
         args = [self.ttl_ms, _new_epoch(), channel(call_id), seq, frame]
         await self._script(self._status, call_id, args)
 

@@ -44,3 +44,11 @@ def redis_url(redis_server: RedisServer) -> str:
     """The shared Redis, emptied for this test."""
     redis_server.flush()
     return redis_server.url
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings selecting a session store: a test using this runs once on each."""
+    if request.param == "memory":
+        return {}
+    return {"redis_url": request.getfixturevalue("redis_url")}

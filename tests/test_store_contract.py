@@ -27,14 +27,6 @@ from tests.helpers import TIMEOUT, messages, nothing_more, post, texts, until_re
 Client = TestClient[Any, Any]
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """Settings selecting the store under test."""
-    if request.param == "memory":
-        return {}
-    return {"redis_url": request.getfixturevalue("redis_url")}
-
-
 @pytest.fixture
 def make_client(make_client: MakeClient, store: dict[str, Any]) -> MakeClient:
     async def make(**settings: Any) -> TestClient[Any, Any]:

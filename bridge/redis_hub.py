@@ -9,7 +9,7 @@ Per call_id (the ``{call_id}`` hash tag keeps a session's keys on one cluster sl
 ``bridge:{id}:ids``        zset    message id -> seq (for ``find``)
 ``bridge:{id}:answered``   hash    seq of a choices message -> the option picked
 ``bridge:{id}:statuses``   hash    seq of a person's message -> its latest status frame
-``bridge:{id}:live``       pubsub  ``"<seq> <frame>"``, seq 0 for a status frame
+``bridge:{id}:live``       pubsub  ``"<seq> <epoch> <frame>"``, seq 0 for a status frame
 =========================  ======  ==========================================================
 
 Every write is one Lua script, so two processes appending to one call_id at once never
@@ -22,6 +22,8 @@ Fan-out: one pub/sub connection per process, subscribed to the channels of the c
 that have local sockets. Pub/sub may drop frames (a reconnect, a slow subscriber); sockets
 then see a seq gap and fill it from the stream, and after every (re)subscription the
 latest message is pushed again so a socket that missed the tail of a conversation notices.
+A frame of another epoch than the one local sockets replayed means Redis lost the session
+(restarted without persistence): those sockets are closed to re-sync.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ _APPEND = (
     _SESSION
     + """
 local ttl, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
-open_session(ARGV[3])
+local epoch = open_session(ARGV[3])
 local last = tonumber(redis.call('HGET', KEYS[1], 'seq'))
 local first = last - redis.call('XLEN', KEYS[2]) + 1
 local fresh = false
@@ -98,7 +100,7 @@ for i = 8, #ARGV, 4 do
     redis.call('XADD', KEYS[2], 'MAXLEN', limit, seq .. '-0', 'f', frame)
     redis.call('ZADD', KEYS[3], seq, ARGV[i])
     redis.call('ZADD', KEYS[4], seq, ARGV[i + 1])
-    redis.call('PUBLISH', ARGV[4], seq .. ' ' .. frame)
+    redis.call('PUBLISH', ARGV[4], seq .. ' ' .. epoch .. ' ' .. frame)
   end
   seqs[#seqs + 1] = seq
 end
@@ -141,9 +143,9 @@ return {epoch, last, recovered and 1 or 0, start, frames, redis.call('HGETALL', 
 _STATUS = (
     _SESSION
     + """
-open_session(ARGV[2])
+local epoch = open_session(ARGV[2])
 redis.call('HSET', KEYS[6], ARGV[4], ARGV[5])
-redis.call('PUBLISH', ARGV[3], '0 ' .. ARGV[5])
+redis.call('PUBLISH', ARGV[3], '0 ' .. epoch .. ' ' .. ARGV[5])
 touch(tonumber(ARGV[1]))
 return 1
 """
@@ -224,6 +226,10 @@ class RedisHub(Hub):
         self._replay = self.redis.register_script(_REPLAY)
         self._status = self.redis.register_script(_STATUS)
         self._local: dict[str, set[Outbox]] = {}
+        # The epoch each local socket replayed; a socket is bound by the first replay of its
+        # call_id after it subscribed (Connection.start subscribes, then replays).
+        self._epochs: dict[Outbox, bytes] = {}
+        self._unbound: dict[str, list[Outbox]] = {}
         self._pubsub: PubSub | None = None
         self._pubsub_lock = asyncio.Lock()  # keeps SUBSCRIBE/UNSUBSCRIBE in call order
         # One per SUBSCRIBE sent, resolved in order by Redis's confirmations.
@@ -292,6 +298,8 @@ class RedisHub(Hub):
             (int(seq), frame) for seq, frame in zip(statuses[::2], statuses[1::2], strict=True)
         )
         frames += [(None, frame) for seq, frame in by_seq if seq > start]
+        for outbox in self._unbound.pop(call_id, ()):
+            self._epochs[outbox] = got_epoch
         return Replay(frames, last, got_epoch.decode(), bool(recovered))
 
     async def find(self, call_id: str, ref: int | str) -> WidgetMessage | None:
@@ -339,6 +347,7 @@ class RedisHub(Hub):
         replay read next cannot miss a message published in between."""
         outboxes = self._local.setdefault(call_id, set())
         outboxes.add(outbox)
+        self._unbound.setdefault(call_id, []).append(outbox)
         if len(outboxes) == 1:
             await self._pubsub_command("subscribe", call_id)
         pending = self._confirming.get(call_id)
@@ -355,8 +364,12 @@ class RedisHub(Hub):
         if outboxes is None:
             return
         outboxes.discard(outbox)
+        self._epochs.pop(outbox, None)
+        if outbox in self._unbound.get(call_id, ()):
+            self._unbound[call_id].remove(outbox)
         if not outboxes:
             del self._local[call_id]
+            self._unbound.pop(call_id, None)
             await self._pubsub_command("unsubscribe", call_id)
 
     async def _pubsub_command(self, command: str, call_id: str) -> None:
@@ -438,24 +451,31 @@ class RedisHub(Hub):
             return
         if message["type"] != "message":
             return
-        seq, _, frame = message["data"].partition(b" ")
-        number = int(seq) or None
+        seq, epoch, frame = message["data"].split(b" ", 2)
+        self._deliver(call_id, epoch, int(seq) or None, frame)
+
+    def _deliver(self, call_id: str, epoch: bytes, seq: int | None, frame: bytes) -> None:
         for outbox in list(self._local.get(call_id, ())):
-            outbox.push(number, frame)
+            if self._epochs.get(outbox, epoch) == epoch:
+                outbox.push(seq, frame)
+            else:  # Redis lost the session this socket shows: it must re-sync
+                outbox.stop("reset")
 
     async def _catch_up(self, call_id: str) -> None:
         """Push the latest stored message to the local sockets: one that has it drops it,
         one that is behind sees the gap and fills it from the stream."""
+        session = SessionKeys.of(call_id)
         try:
-            latest = await self.redis.xrevrange(SessionKeys.of(call_id).log, count=1)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hget(session.meta, "epoch")
+                pipe.xrevrange(session.log, count=1)
+                epoch, latest = await pipe.execute()
         except UNREACHABLE as exc:
             log.debug("catch-up of %s failed: %s", call_id, exc)
             return
-        if not latest:
-            return
-        seq, frame = _entry(latest[0])
-        for outbox in list(self._local.get(call_id, ())):
-            outbox.push(seq, frame)
+        if epoch is None or not latest:
+            return  # nothing stored (yet): the next append's epoch tells
+        self._deliver(call_id, epoch, *_entry(latest[0]))
 
     async def _refresh(self) -> None:
         """A session somebody watches here does not expire while they watch."""

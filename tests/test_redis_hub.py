@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from aiohttp import WSCloseCode, WSMsgType
 from aiohttp.test_utils import TestClient
 
 from bridge.redis_hub import SessionKeys, channel
@@ -72,3 +73,20 @@ async def test_watched_sessions_do_not_expire_in_redis(
     ws = await client.ws_connect(f"/ws/kept?after=1&epoch={ready['epoch']}")
     replayed, again = await until_ready(ws)
     assert [m["seq"] for m in replayed] == [2] and again["recovered"] is True
+
+
+async def test_sockets_re_sync_when_redis_loses_their_session(
+    make_client: MakeClient, redis_url: str, redis_server: RedisServer
+) -> None:
+    client = await make_client(redis_url=redis_url)
+    await post(client, texts("lost", 1, 4))
+    ws = await client.ws_connect("/ws/lost")
+    _, ready = await until_ready(ws)
+    redis_server.client().flushall()  # as a Redis restart without persistence would
+    await post(client, texts("lost", 4, 5))  # seq 1 of a new epoch
+    closing = await ws.receive(timeout=TIMEOUT)
+    assert closing.type is WSMsgType.CLOSE and closing.data == WSCloseCode.TRY_AGAIN_LATER
+    ws = await client.ws_connect(f"/ws/lost?after=3&epoch={ready['epoch']}")
+    replayed, again = await until_ready(ws)
+    assert [(m["seq"], m["text"]) for m in replayed] == [(1, "t4")]
+    assert again["epoch"] != ready["epoch"] and again["recovered"] is False

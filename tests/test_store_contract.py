@@ -84,7 +84,7 @@ async def test_concurrent_appends_get_distinct_gapless_seqs(hub: Hub) -> None:
 
 
 async def test_a_retried_append_keeps_its_seqs_and_sends_nothing_again(hub: Hub) -> None:
-    outbox = Outbox(100, lambda: None)
+    outbox = Outbox(100, lambda reason: None)
     await hub.subscribe("again", outbox)
     items = seed_items("again")[:3]
     assert await hub.append("again", items) == [1, 2, 3]
@@ -113,7 +113,7 @@ async def test_a_choice_is_answered_once(hub: Hub) -> None:
 
 async def test_statuses_are_sent_live_and_replayed_after_history(hub: Hub) -> None:
     [seq] = await hub.append("st", [("p1", person("st", "hello"))])
-    outbox = Outbox(100, lambda: None)
+    outbox = Outbox(100, lambda reason: None)
     await hub.subscribe("st", outbox)
     await hub.set_status("st", seq, "sending")
     await hub.set_status("st", seq, "failed", "upstream said 500")

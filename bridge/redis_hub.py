@@ -33,7 +33,7 @@ import contextlib
 import logging
 import secrets
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
@@ -43,6 +43,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bridge.airudder import Envelope
@@ -54,7 +55,8 @@ from bridge.widget import WIDGET_MESSAGE, ReplyTo, WidgetMessage, encode
 log = logging.getLogger(__name__)
 
 PREFIX = "bridge:"
-UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+# Redis is down, loading, full or a read-only replica after a fail-over: try again later.
+UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, OutOfMemoryError, ReadOnlyError)
 RECONNECT_DELAYS = (0.05, 5.0)  # pub/sub back-off: first and longest wait, doubling between
 
 # Shared head of every script. KEYS are the six of SessionKeys, in that order.
@@ -193,6 +195,15 @@ def _entry(entry: Any) -> tuple[int, bytes]:
     return int(entry_id.split(b"-")[0]), cast(bytes, fields[b"f"])
 
 
+@contextlib.contextmanager
+def _available() -> Iterator[None]:
+    """Redis not answering becomes :class:`StoreUnavailable` (a 503 for the vendor)."""
+    try:
+        yield
+    except UNAVAILABLE as exc:
+        raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+
+
 def _new_epoch() -> str:
     return secrets.token_hex(8)
 
@@ -257,10 +268,8 @@ class RedisHub(Hub):
         task.add_done_callback(self._tasks.discard)
 
     async def _script(self, script: Any, call_id: str, args: list[Any]) -> Any:
-        try:
+        with _available():
             return await script(keys=list(SessionKeys.of(call_id)), args=args)
-        except UNREACHABLE as exc:
-            raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
 
     async def append(
         self,
@@ -304,7 +313,7 @@ class RedisHub(Hub):
 
     async def find(self, call_id: str, ref: int | str) -> WidgetMessage | None:
         session = SessionKeys.of(call_id)
-        try:
+        with _available():
             if isinstance(ref, int):
                 seq = ref
             else:
@@ -312,9 +321,9 @@ class RedisHub(Hub):
                 if score is None:
                     return None
                 seq = int(score)
+            if seq < 1:
+                return None
             entries = await self.redis.xrange(session.log, f"{seq}-0", f"{seq}-0")
-        except UNREACHABLE as exc:
-            raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
         if not entries:
             return None
         _, frame = _entry(entries[0])
@@ -328,16 +337,14 @@ class RedisHub(Hub):
         await self._script(self._status, call_id, args)
 
     async def envelope(self, call_id: str) -> Envelope | None:
-        try:
+        with _available():
             raw = await self.redis.hget(SessionKeys.of(call_id).meta, "envelope")
-        except UNREACHABLE as exc:
-            raise StoreUnavailable(f"Redis is unreachable: {exc}") from exc
         return Envelope.model_validate_json(raw) if raw else None
 
     async def ping(self) -> bool:
         try:
             return bool(await asyncio.wait_for(self.redis.ping(), self.timeout))
-        except (*UNREACHABLE, TimeoutError):
+        except (RedisError, OSError, TimeoutError):
             return False
 
     # Fan-out ---------------------------------------------------------------------------
@@ -382,7 +389,7 @@ class RedisHub(Hub):
                 await getattr(self._pubsub, command)(channel(call_id))
                 if command == "subscribe":
                     self._expect_confirmation(call_id, catch_up=False)
-            except UNREACHABLE as exc:
+            except UNAVAILABLE as exc:
                 log.debug("pub/sub %s %s failed: %s", command, call_id, exc)
 
     async def _listen(self) -> None:
@@ -405,7 +412,7 @@ class RedisHub(Hub):
                     message = await pubsub.get_message(timeout=None)
                     if message is not None:
                         self._dispatch(message)
-            except UNREACHABLE as exc:
+            except UNAVAILABLE as exc:
                 first_failure = delay == RECONNECT_DELAYS[0]
                 log.log(
                     logging.WARNING if first_failure else logging.DEBUG,
@@ -413,6 +420,8 @@ class RedisHub(Hub):
                     exc,
                     delay,
                 )
+            except Exception:  # fan-out must never stop for good: log it, start over
+                log.exception("Redis pub/sub listener failed; restarting in %.2fs", delay)
             finally:
                 self._first_attempt.set()
                 self._pubsub = None
@@ -470,7 +479,7 @@ class RedisHub(Hub):
                 pipe.hget(session.meta, "epoch")
                 pipe.xrevrange(session.log, count=1)
                 epoch, latest = await pipe.execute()
-        except UNREACHABLE as exc:
+        except UNAVAILABLE as exc:
             log.debug("catch-up of %s failed: %s", call_id, exc)
             return
         if epoch is None or not latest:
@@ -490,7 +499,7 @@ class RedisHub(Hub):
                         for key in SessionKeys.of(call_id):
                             pipe.pexpire(key, self.ttl_ms)
                     await pipe.execute()
-            except UNREACHABLE as exc:
+            except UNAVAILABLE as exc:
                 log.debug("expiry refresh failed: %s", exc)
 
     async def close(self) -> None:

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from bridge.redis_hub import SessionKeys, channel
 from tests.conftest import MakeClient
 from tests.helpers import TIMEOUT, messages, nothing_more, post, texts, until_ready
-from tests.servers import RedisServer
+from tests.servers import RedisServer, free_port
 
 Client = TestClient[Any, Any]
 
@@ -90,3 +90,18 @@ async def test_sockets_re_sync_when_redis_loses_their_session(
     replayed, again = await until_ready(ws)
     assert [(m["seq"], m["text"]) for m in replayed] == [(1, "t4")]
     assert again["epoch"] != ready["epoch"] and again["recovered"] is False
+
+
+async def test_without_redis_callbacks_get_503_and_nothing_claims_success(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout=1)
+    status, error = await post(client, texts("down", 1, 2))
+    assert status == 503 and error["error"] == "store_unavailable" and error["detail"]
+    resp = await client.get("/readyz")
+    assert resp.status == 503 and (await resp.json())["store"] == "down"
+    resp = await client.get("/healthz")
+    assert resp.status == 200 and await resp.json() == {"status": "ok", "store": "down"}
+    ws = await client.ws_connect("/ws/down")
+    closing = await ws.receive(timeout=TIMEOUT)
+    assert closing.type is WSMsgType.CLOSE and closing.data == WSCloseCode.TRY_AGAIN_LATER

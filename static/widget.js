@@ -992,7 +992,6 @@
     this._renderPending(p);
     if (this.ws && this.ready && this.ws.readyState === 1) {
       this.ws.send(JSON.stringify(frame));
-      p.sentOn = this.ws;
     } else {
       p.state = "unsent";
       this._renderPending(p);
@@ -1025,19 +1024,19 @@
     }
   };
 
-  /** Sent over a socket that closed before its ack: may or may not be recorded. The replay
-   * after reconnecting tells (the message shows up and adopts it); otherwise offer a retry. */
+  /** Sent over a socket that closed before its ack: sent again after the reconnect's replay
+   * (see _flushPending); meanwhile the person sees it is not through yet, with a retry. */
   Chat.prototype._markUnackedUnsent = function () {
     this.pending.forEach(function (p) {
       if (p.state === "sending") { p.state = "unsent"; this._renderPending(p); }
     }, this);
   };
 
-  /** Back online: send what never left this tab. What left but got no ack waits for the
-   * person's retry, as the server may have recorded it (then the replay adopted it). */
+  /** Back online: send again what got no ack. If the server had recorded it, the replay
+   * already adopted it; if not, the server keys it by client_msg_id, so it is never doubled. */
   Chat.prototype._flushPending = function () {
     this.pending.forEach(function (p, id) {
-      if (p.state === "unsent" && !p.sentOn) this._transmit(id, p);
+      if (p.state === "unsent") this._transmit(id, p);
     }, this);
   };
 

@@ -26,9 +26,7 @@ def send(chat: Locator, text: str) -> None:
 
 def mine(chat: Locator, text: str) -> Locator:
     """The person's own messages with exactly ``text``."""
-    return chat.locator(".row-msg.from-user").filter(
-        has=chat.page.get_by_text(text, exact=True)
-    )
+    return chat.locator(".row-msg.from-user").filter(has=chat.page.get_by_text(text, exact=True))
 
 
 def test_typed_text_shows_once_as_sent_and_the_bot_answers(page: Page, bridge: Bridge) -> None:

@@ -251,9 +251,7 @@ def test_floating_widget_on_a_host_page(page: Page, bridge: Bridge, host_site: H
     launcher = page.get_by_role("button", name="Open chat")
     expect(launcher).to_be_visible()
     assert page.evaluate(STYLE_PROBE) == before
-    assert page.evaluate("Object.keys(window).filter(k => /airudder/i.test(k))") == [
-        "AIRudderChat"
-    ]
+    assert page.evaluate("Object.keys(window).filter(k => /airudder/i.test(k))") == ["AIRudderChat"]
     # The host page's `button { background: red }` does not reach into the widget.
     assert launcher.evaluate("b => getComputedStyle(b).backgroundColor") != "rgb(255, 0, 0)"
 
@@ -274,9 +272,7 @@ def test_floating_widget_on_a_host_page(page: Page, bridge: Bridge, host_site: H
     assert page.evaluate(STYLE_PROBE) == before
 
 
-def test_phone_width_has_no_horizontal_scroll(
-    new_page: Callable[[], Page], bridge: Bridge
-) -> None:
+def test_phone_width_has_no_horizontal_scroll(new_page: Callable[[], Page], bridge: Bridge) -> None:
     call_id = new_call_id()
     bridge.callback(seed(call_id))
     bridge.callback(texts(call_id, ["x" * 300, "https://example.com/" + "a" * 200]))

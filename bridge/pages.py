@@ -86,7 +86,7 @@ async def demo_page(request: web.Request) -> web.Response:
         "samples": [
             ("text", "Text"),
             ("image", "Image"),
-            ("image_local", "Image (bundled)"),
+            ("image_local", "Local image"),
             ("video", "Video"),
             ("audio", "Audio"),
             ("file", "File"),
@@ -94,6 +94,7 @@ async def demo_page(request: web.Request) -> web.Response:
             ("button", "Buttons"),
         ],
         "signed": bool(request.app[SETTINGS].signing_secrets()),
+        "demo_bot": not request.app[SETTINGS].upstream_url,
     }
     return _page("demo.html", request, context)
 

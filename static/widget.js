@@ -384,7 +384,6 @@
         form.requestSubmit();
       }
     });
-    input.addEventListener("input", this._fitInput.bind(this));
     form.addEventListener("submit", function (e) {
       e.preventDefault();
       this._submit();
@@ -400,11 +399,6 @@
     this.sendBtn = send;
     this.reasonEl = reason;
     return form;
-  };
-
-  Chat.prototype._fitInput = function () {
-    this.input.style.height = "auto"; // CSSOM, not a style attribute: fine under CSP
-    this.input.style.height = Math.min(this.input.scrollHeight, 140) + "px";
   };
 
   Chat.prototype._buildDialog = function () {
@@ -627,6 +621,8 @@
       if (f.type === "message") this._onMessage(f.message, false);
       else this._onStatus(f);
     }, this);
+    // Everything up to last_seq has been replayed (or is gone from the server's history).
+    this.lastSeq = Math.max(this.lastSeq, frame.last_seq);
     this.ready = true;
     this.attempt = 0;
     this._setState("online");
@@ -642,6 +638,7 @@
     this.statuses.clear();
     this.lastSeq = 0;
     this.listEl.textContent = "";
+    this.emptyEl.hidden = this.pending.size > 0;
     this.lastDay = null;
     if (this.dialog.open) this.dialog.close();
   };
@@ -965,7 +962,6 @@
     this.pendingEl.appendChild(p.node);
     this.emptyEl.hidden = true;
     this.input.value = "";
-    this._fitInput();
     this._transmit(id, p);
     this._scrollToEnd();
   };

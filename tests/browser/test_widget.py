@@ -310,3 +310,34 @@ def test_a_list_without_a_button_label_gets_a_default_one(page: Page, bridge: Br
     bridge.callback(body)
     chat.get_by_role("button", name="Choose").click()
     expect(chat.get_by_role("dialog", name="Choose").locator("button.row")).to_have_count(4)
+
+
+def test_mounted_from_javascript_and_a_new_token_reconnects_after_the_last_message(
+    page: Page, bridge: Bridge, host_site: HostSite
+) -> None:
+    call_id = new_call_id()
+    (host_site.root / "mount.js").write_text(
+        f'AIRudderChat.mount(document.getElementById("help"), {{callId: "{call_id}", '
+        f'server: "{bridge.url}", mode: "inline", lang: "zh", title: "帮助"}});'
+    )
+    url = host_site.page(
+        "mounted.html",
+        '<!doctype html><html><head><meta charset="utf-8"></head><body>'
+        '<div id="help" class="help"></div>'
+        f'<script src="{bridge.url}/static/widget.js"></script>'
+        '<script src="/mount.js"></script></body></html>',
+    )
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    bridge.callback(texts(call_id, ["你好", "再见"]))
+    page.goto(url)
+    chat = page.locator("#help airudder-chat")
+    expect(chat.get_by_role("region", name="帮助")).to_be_visible()
+    expect(chat.get_by_text("再见", exact=True)).to_be_visible()
+    expect(chat.locator(".state")).to_have_text("在线")
+
+    page.evaluate("AIRudderChat.setToken('fresh-token')")
+    expect(chat.locator(".state")).to_have_text("在线")
+    assert len(sockets) == 2
+    assert "token=fresh-token" in sockets[1] and "after=2" in sockets[1]
+    assert shown_texts(chat) == ["你好", "再见"]

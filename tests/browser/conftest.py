@@ -1,6 +1,6 @@
 """Real things for the browser tests: the bridge as a subprocess (``python -m bridge serve``)
 on 127.0.0.1, a plain host web site on another port (another origin, as on a customer's
-site), and Debian's headless Chromium driven by Playwright, launched once per session."""
+site), and Debian's headless Chromium driven by Playwright, launched once per test module."""
 
 from __future__ import annotations
 
@@ -169,8 +169,10 @@ def host_site(tmp_path_factory: pytest.TempPathFactory, bridge: Bridge) -> Itera
     site.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Per module, not per session: sync Playwright runs an event loop of its own while it is
+    # open, and the async (pytest-asyncio) tests in other modules need theirs.
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         yield browser

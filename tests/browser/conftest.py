@@ -144,7 +144,7 @@ class HostSite:
             {
                 "csp": f"default-src 'self'; script-src 'self' {bridge.url}; "
                 f"style-src 'self' {bridge.url}; connect-src {ws}; img-src 'self' {bridge.url}; "
-                "media-src 'self'",
+                f"media-src 'self'; frame-src {bridge.url}",
             },
         )
         _tone(root / "tone.wav")

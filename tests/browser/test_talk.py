@@ -216,3 +216,48 @@ def test_failed_delivery_offers_a_retry_that_can_succeed(
     expect(mine(chat, text).get_by_role("button", name="Retry")).to_have_count(0)
     assert [b["messages"][0]["content"]["text"] for b in flaky.bodies] == [text, text]
     expect(mine(chat, text)).to_have_count(1)
+
+
+def test_a_pick_refused_by_the_server_is_shown_and_the_state_stays_right(
+    new_page: Callable[[], Page], bridge: Bridge
+) -> None:
+    """Tab 2 is on a slow network: it has not heard of tab 1's pick yet, so it picks too.
+    The server refuses; tab 2 says so, then shows tab 1's pick when it arrives."""
+    call_id = new_call_id()
+    tab1, tab2 = new_page(), new_page()
+    held: list[str | bytes] = []
+    slow = {"on": False}
+    routes: list[WebSocketRoute] = []
+
+    def route(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def from_server(frame: str | bytes) -> None:
+            if slow["on"] and '"type":"message"' in str(frame):
+                held.append(frame)
+            else:
+                ws.send(frame)
+
+        server.on_message(from_server)
+        routes.append(ws)
+
+    tab2.route_web_socket(lambda url: f"/ws/{call_id}" in url, route)
+    chat1, chat2 = open_chat(tab1, bridge, call_id), open_chat(tab2, bridge, call_id)
+    bridge.callback(samples.callback(call_id, samples.sample_message("button")))
+    expect(chat2.get_by_role("button", name="其他")).to_be_enabled()
+
+    slow["on"] = True
+    chat1.get_by_role("button", name="男").click()
+    expect(mine(chat1, "男")).to_have_count(1)
+    chat2.get_by_role("button", name="其他").click()
+    expect(chat2.get_by_role("alert")).to_contain_text("Not accepted")
+    expect(mine(chat2, "其他")).to_have_count(0)
+
+    slow["on"] = False
+    for frame in held:
+        routes[-1].send(frame)
+    expect(mine(chat2, "男")).to_have_count(1)
+    group = chat2.get_by_role("group", name="请选择您的性别(button)👉👉👉")
+    for option in group.get_by_role("button").all():
+        expect(option).to_be_disabled()
+    expect(group.get_by_role("button", name="男")).to_have_attribute("aria-pressed", "true")

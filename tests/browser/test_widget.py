@@ -302,14 +302,20 @@ def test_chinese_interface_from_the_language_setting(page: Page, bridge: Bridge)
     expect(chat.get_by_role("button", name="发送")).to_be_visible()
 
 
-def test_a_list_without_a_button_label_gets_a_default_one(page: Page, bridge: Bridge) -> None:
+def test_a_list_without_a_button_label_gets_a_default_one_and_rows_show_descriptions(
+    page: Page, bridge: Bridge
+) -> None:
     call_id = new_call_id()
     chat = open_chat(page, bridge, call_id)
     body = samples.callback(call_id, samples.sample_message("list"))
-    del body["messages"][0]["content"]["interactive"]["action"]["button"]
+    action = body["messages"][0]["content"]["interactive"]["action"]
+    del action["button"]
+    action["sections"][0]["rows"][0]["description"] = "Where is my parcel? 包裹到哪了"
     bridge.callback(body)
     chat.get_by_role("button", name="Choose").click()
-    expect(chat.get_by_role("dialog", name="Choose").locator("button.row")).to_have_count(4)
+    rows = chat.get_by_role("dialog", name="Choose").locator("button.row")
+    expect(rows).to_have_count(4)
+    expect(rows.nth(0).locator(".option-desc")).to_have_text("Where is my parcel? 包裹到哪了")
 
 
 def test_mounted_from_javascript_and_a_new_token_reconnects_after_the_last_message(
@@ -341,3 +347,22 @@ def test_mounted_from_javascript_and_a_new_token_reconnects_after_the_last_messa
     assert len(sockets) == 2
     assert "token=fresh-token" in sockets[1] and "after=2" in sockets[1]
     assert shown_texts(chat) == ["你好", "再见"]
+
+
+def test_full_page_chat_works_inside_an_iframe(
+    page: Page, bridge: Bridge, host_site: HostSite
+) -> None:
+    call_id = new_call_id()
+    bridge.callback(samples.callback(call_id, samples.sample_message("button")))
+    url = host_site.page(
+        "framed.html",
+        '<!doctype html><html><head><meta charset="utf-8"></head><body><h1>Help</h1>'
+        f'<iframe src="{bridge.url}/chat/{call_id}" title="Chat" width="360" height="560">'
+        "</iframe></body></html>",
+    )
+    page.goto(url)
+    chat = page.frame_locator("iframe[title=Chat]").locator("airudder-chat")
+    expect(chat.get_by_role("button", name="女")).to_be_visible()
+    chat.get_by_role("button", name="女").click()
+    expect(chat.locator(".row-msg.from-user .text")).to_have_text("女")
+    expect(chat.get_by_role("button", name="男")).to_be_disabled()

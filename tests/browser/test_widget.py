@@ -270,6 +270,9 @@ def test_floating_widget_on_a_host_page(page: Page, bridge: Bridge, host_site: H
     page.reload()  # what was read stays read; only "three" is new
     expect(page.locator("airudder-chat .badge")).to_have_text("1")
     assert page.evaluate(STYLE_PROBE) == before
+    page.evaluate("AIRudderChat.open()")
+    expect(chat.get_by_text("three", exact=True)).to_be_visible()
+    expect(page.locator("airudder-chat .badge")).to_be_hidden()
 
 
 def test_phone_width_has_no_horizontal_scroll(new_page: Callable[[], Page], bridge: Bridge) -> None:

@@ -73,6 +73,8 @@ async def test_two_workers_share_the_port_and_deliver_across_workers(redis_url: 
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as http:
             async with http.get(f"{bridge.url}/healthz") as resp:
                 assert resp.status == 200 and await resp.json() == {"status": "ok", "store": "up"}
+            async with http.get(f"{bridge.url}/demo") as resp:
+                assert resp.status == 200 and "text/html" in resp.headers["Content-Type"]
             # The kernel picks a worker per connection: connect until both have one.
             by_worker: dict[int, ClientWebSocketResponse] = {}
             for _ in range(100):

@@ -7,13 +7,15 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import WSCloseCode, web
 
-from bridge import views
+from bridge import demo_bot, pages, views
 from bridge.config import Settings
 from bridge.hub import Hub, MemoryHub
-from bridge.keys import HUB, METRICS, SETTINGS, SOCKETS
+from bridge.keys import BACKGROUND, FORWARDER, HTTP, HUB, METRICS, SETTINGS, SOCKETS
 from bridge.metrics import Metrics
+from bridge.upstream import Forwarder
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +28,14 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[SOCKETS] = set()
+    app[BACKGROUND] = set()
     app.cleanup_ctx.append(_hub)
+    app.cleanup_ctx.append(_forwarder)
     app.on_shutdown.append(_close_sockets)
     views.setup_routes(app)
+    pages.setup(app)
+    if not settings.upstream_url:
+        app.router.add_post("/demo/bot", demo_bot.inbound)
     return app
 
 
@@ -36,14 +43,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if not settings.signing_secrets():
         log.warning("BRIDGE_SIGNING_SECRET is not set: callbacks are NOT verified (development)")
-    hub: Hub
-    if settings.redis_url:
-        from bridge.redis_hub import RedisHub  # only deployments on Redis need the client
-
-        hub = await RedisHub.connect(settings)
-    else:
-        hub = MemoryHub(settings.history_limit, settings.session_ttl)
-    app[HUB] = hub
+    hub = app[HUB] = await open_hub(settings)
     sweeper = asyncio.create_task(_sweep(app)) if isinstance(hub, MemoryHub) else None
     yield
     if sweeper is not None:
@@ -51,6 +51,30 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
     await hub.close()
+
+
+async def open_hub(settings: Settings) -> Hub:
+    """The session store the settings ask for: Redis when ``redis_url`` is set."""
+    if settings.redis_url:
+        from bridge.redis_hub import RedisHub  # only deployments on Redis need the client
+
+        return await RedisHub.connect(settings)
+    return MemoryHub(settings.history_limit, settings.session_ttl)
+
+
+async def _forwarder(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if not settings.upstream_url:
+        log.warning("BRIDGE_UPSTREAM_URL is not set: the built-in demo bot answers people")
+    async with aiohttp.ClientSession() as http:
+        app[HTTP] = http
+        app[FORWARDER] = Forwarder(settings, app[HUB], app[METRICS], http)
+        yield
+        await app[FORWARDER].close()
+        tasks = app[BACKGROUND]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _sweep(app: web.Application) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import sys
 from typing import Any
 
 from aiohttp import web
 
-from bridge import logs
+from bridge import logs, workers
 from bridge.app import create_app
 from bridge.config import Settings
 
@@ -22,6 +23,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (BRIDGE_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (BRIDGE_PORT, 8080)")
     serve.add_argument("--redis-url", help="use Redis for sessions (BRIDGE_REDIS_URL)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="processes sharing the port; needs Redis (BRIDGE_WORKERS, 1)",
+    )
     return parser
 
 
@@ -32,10 +38,16 @@ def main(argv: list[str] | None = None) -> None:
     }
     settings = Settings(**overrides)
     logs.setup(settings.log_level, settings.log_format)
-    if args.command in (None, "serve"):
-        serve(settings)
-    else:  # pragma: no cover - argparse rejects unknown commands
+    if args.command not in (None, "serve"):  # pragma: no cover - argparse rejects these
         sys.exit(2)
+    if settings.workers == 1:
+        serve(settings)
+        return
+    refusal = workers.refusal(settings)
+    if refusal:
+        print(f"airudder-bridge: {refusal}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(workers.supervise(settings, worker))
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -53,13 +65,23 @@ async def _freeze_startup_objects(app: web.Application) -> None:
     gc.freeze()
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, reuse_port: bool = False) -> None:
     app = create_app(settings)
     app.on_startup.append(_freeze_startup_objects)
     web.run_app(
         app,
         host=settings.host,
         port=settings.port,
+        reuse_port=reuse_port,
         print=print,
         loop=new_event_loop(),
     )
+
+
+def worker(settings: Settings) -> None:
+    """One of ``--workers N`` (runs in a spawned process)."""
+    # Out of the terminal's process group: Ctrl-C reaches the parent alone, which passes
+    # exactly one SIGTERM on (a second signal would interrupt the graceful shutdown).
+    os.setpgrp()
+    logs.setup(settings.log_level, settings.log_format)
+    serve(settings, reuse_port=True)

@@ -41,12 +41,17 @@ class Settings(BaseSettings):
     ws_max_msg_size: int = Field(16 * 1024, ge=256)
     max_text_length: int = Field(4000, ge=1)
 
-    redis_url: str | None = None
+    redis_url: str | None = Field(None, description="sessions in Redis, shared by processes")
+    redis_timeout: float = Field(
+        5.0, gt=0, description="seconds a Redis call may take before the store counts as down"
+    )
+    workers: int = Field(1, ge=1, description="processes sharing the port (needs redis_url)")
 
     upstream_url: str | None = None
     upstream_timeout: float = Field(10.0, gt=0)
     upstream_attempts: int = Field(6, ge=1)
     upstream_max_seconds: float = Field(60.0, gt=0)
+    upstream_backoff: float = Field(0.5, gt=0, description="first retry delay, doubled each time")
 
     log_level: str = "INFO"
     log_format: str = Field("text", pattern="^(text|json)$")

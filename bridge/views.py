@@ -11,9 +11,10 @@ from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import TypeAdapter, ValidationError
 
-from bridge import airudder, widget
+from bridge import airudder, demo_bot, frames, widget
+from bridge.conversation import Conversation
 from bridge.hub import StoreUnavailable
-from bridge.keys import HUB, METRICS, SETTINGS, SOCKETS
+from bridge.keys import FORWARDER, HUB, METRICS, SETTINGS, SOCKETS
 from bridge.sockets import Connection
 
 log = logging.getLogger(__name__)
@@ -123,11 +124,16 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     conn = Connection(request, ws, call_id, request.app[HUB], metrics, settings.send_queue)
     request.app[SOCKETS].add(ws)
     metrics.sockets.inc()
+    person = Conversation(
+        conn, request.app[HUB], request.app[FORWARDER], settings, demo_bot.origin_of(request)
+    )
     try:
         await conn.start(after, epoch)
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
-                await handle_client_frame(conn, msg.data)
+                await person.receive(msg.data)
+            elif msg.type is WSMsgType.BINARY:
+                await conn.send(frames.error("invalid_frame", "frames are JSON text"))
     finally:
         metrics.sockets.dec()
         request.app[SOCKETS].discard(ws)
@@ -135,27 +141,16 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def handle_client_frame(conn: Connection, data: str) -> None:
-    await conn.send(
-        orjson.dumps(
-            {
-                "type": "error",
-                "error": {
-                    "code": "unsupported_frame",
-                    "detail": "this server takes no client frames",
-                },
-            }
-        )
-    )
-
-
 async def widget_schema(request: web.Request) -> web.Response:
     return json_response(widget.json_schema())
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """The process is up (see /readyz for the store)."""
-    return json_response({"status": "ok"})
+    """The process is alive: always 200, so a supervisor never restarts a bridge for a Redis
+    outage it recovers from by itself. ``store`` tells a person whether the session store
+    answers; load balancers should use /readyz."""
+    store = "up" if await request.app[HUB].ping() else "down"
+    return json_response({"status": "ok", "store": store})
 
 
 async def readyz(request: web.Request) -> web.Response:

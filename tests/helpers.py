@@ -12,10 +12,17 @@ import orjson
 from aiohttp import ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestClient
 
-from bridge import airudder
+from bridge import airudder, samples
 from bridge.config import SignScheme
 
 TIMEOUT = 10.0
+
+
+def texts(call_id: str, start: int, stop: int) -> dict[str, Any]:
+    """A callback with text messages t<start>..t<stop-1>."""
+    return samples.callback(
+        call_id, *(samples.text_message(f"t{i}", f"m{i}", 1000 + i) for i in range(start, stop))
+    )
 
 
 async def post(
@@ -82,7 +89,8 @@ async def stalled_socket(
     key = base64.b64encode(os.urandom(16)).decode()
     writer.write(
         f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
     )
     await writer.drain()
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)

@@ -70,9 +70,8 @@ class Connection:
         self.metrics.delivered.inc(sum(1 for seq, _ in frames if seq is not None))
 
     async def _run(self) -> None:
-        queue = self.outbox.queue
         while True:
-            seq, frame, enqueued_at = await queue.get()
+            seq, frame, enqueued_at = await self.outbox.get()
             if seq is not None:
                 if seq <= self.sent_seq:
                     continue  # already sent during replay

@@ -90,10 +90,10 @@ async def test_a_retried_append_keeps_its_seqs_and_sends_nothing_again(hub: Hub)
     assert await hub.append("again", items) == [1, 2, 3]
     assert await hub.append("again", items) == [1, 2, 3]
     assert await hub.append("again", [items[2], ("new", person("again", "x"))]) == [3, 4]
-    got = [await asyncio.wait_for(outbox.queue.get(), TIMEOUT) for _ in range(4)]
+    got = [await asyncio.wait_for(outbox.get(), TIMEOUT) for _ in range(4)]
     assert [seq for seq, _, _ in got] == [1, 2, 3, 4]
     await hub.unsubscribe("again", outbox)
-    assert outbox.queue.empty()
+    assert outbox.empty()
 
 
 async def test_a_choice_is_answered_once(hub: Hub) -> None:
@@ -117,7 +117,7 @@ async def test_statuses_are_sent_live_and_replayed_after_history(hub: Hub) -> No
     await hub.subscribe("st", outbox)
     await hub.set_status("st", seq, "sending")
     await hub.set_status("st", seq, "failed", "upstream said 500")
-    live = [await asyncio.wait_for(outbox.queue.get(), TIMEOUT) for _ in range(2)]
+    live = [await asyncio.wait_for(outbox.get(), TIMEOUT) for _ in range(2)]
     assert [(s, orjson.loads(f)["status"]) for s, f, _ in live] == [
         (None, "sending"),
         (None, "failed"),

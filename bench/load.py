@@ -1,5 +1,5 @@
-"""The load generator: signed callbacks out (aiohttp client), frames in (aiohttp
-WebSocket clients), latency from the send time that travels inside each message.
+"""The load generator: signed callbacks out (aiohttp client), frames in (raw WebSocket
+clients, :mod:`bench.rawws`), latency from the send time that travels in each message.
 
 Every callback carries the seed's list message with ``[bench n=N t=T]`` appended to its
 text: N makes each callback unique (the bridge drops retried duplicates), T is
@@ -9,7 +9,6 @@ text: N makes each callback unique (the bridge drops retried duplicates), T is
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import re
 import time
@@ -23,10 +22,11 @@ from bench.servers import SECRET
 from bridge import airudder, samples
 from bridge.config import SignScheme
 
-MARK = re.compile(r"\[bench n=\d+ t=(\d+)\]")
+MARK = re.compile(rb"\[bench n=\d+ t=(\d+)\]")
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10)
 CONNECT_TIMEOUT = 30.0
 DRAIN_SECONDS = 3.0  # after the last callback, how long late frames may still arrive
+MAX_BEHIND = 2.0  # a fixed-rate run this far behind its schedule stops: "overloaded"
 
 
 def call_ids(count: int, prefix: str = "call") -> list[str]:
@@ -62,7 +62,7 @@ class Recorder:
     latencies_ns: list[int] = field(default_factory=list)
     frames: int = 0
 
-    def on_message(self, data: str) -> None:
+    def on_message(self, data: bytes) -> None:
         now = time.monotonic_ns()
         self.frames += 1
         match = MARK.search(data)
@@ -82,44 +82,18 @@ class Recorder:
         return {"p50_ms": at(0.50), "p99_ms": at(0.99), "p999_ms": at(0.999)}
 
 
-async def _bridge_reader(ws: aiohttp.ClientWebSocketResponse, recorder: Recorder) -> None:
-    async for msg in ws:
-        if msg.type is aiohttp.WSMsgType.TEXT and msg.data.startswith('{"type":"message"'):
-            recorder.on_message(msg.data)
-
-
-async def _socketio_reader(ws: aiohttp.ClientWebSocketResponse, recorder: Recorder) -> None:
-    async for msg in ws:
-        if msg.type is not aiohttp.WSMsgType.TEXT:
-            continue
-        if msg.data == "2":  # Engine.IO ping: answer or the server drops us
-            await ws.send_str("3")
-        elif msg.data.startswith("42"):
-            recorder.on_message(msg.data)
-
-
-async def _receive_until(ws: aiohttp.ClientWebSocketResponse, prefix: str) -> None:
-    async for msg in ws:
-        if msg.type is aiohttp.WSMsgType.TEXT and msg.data.startswith(prefix):
-            return
-        if msg.type is aiohttp.WSMsgType.TEXT and msg.data.startswith("0{"):
-            await ws.send_str("40")  # Engine.IO open -> join the default namespace
-    raise ConnectionError(f"socket closed before {prefix!r}")
-
-
 class Receivers:
     """Subscribed sockets: ``per_call`` for each call_id, of which the first
-    ``stalled_calls`` call_ids have their last socket stalled (never reading)."""
+    ``stalled_calls`` call_ids have their last socket stalled (never reading).
+
+    They are :mod:`bench.rawws` sockets: the frame is handled in ``data_received``,
+    with no task switch per message, so the load generator's one core goes to sending."""
 
     def __init__(self, port: int, socketio: bool, recorder: Recorder) -> None:
         self.port = port
         self.socketio = socketio
         self.recorder = recorder
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, force_close=False)
-        )
-        self.tasks: list[asyncio.Task[None]] = []
-        self.sockets: list[aiohttp.ClientWebSocketResponse] = []
+        self.active: list[rawws.RawSocket] = []
         self.stalled: list[rawws.RawSocket] = []
         self.active_per_call: list[int] = []
 
@@ -129,12 +103,14 @@ class Receivers:
 
         async def one(call_id: str, stall: bool) -> None:
             async with gate:
-                if stall:
-                    self.stalled.append(
-                        await rawws.connect(self.port, call_id, socketio=self.socketio, stall=True)
-                    )
-                else:
-                    await self._open_active(call_id)
+                socket = await rawws.connect(
+                    self.port,
+                    call_id,
+                    socketio=self.socketio,
+                    stall=stall,
+                    on_message=None if stall else self.recorder.on_message,
+                )
+                (self.stalled if stall else self.active).append(socket)
 
         jobs = [
             one(call_id, stall=(i < stalled_calls and k == per_call - 1))
@@ -144,31 +120,12 @@ class Receivers:
         async with asyncio.timeout(CONNECT_TIMEOUT + len(jobs) / 50):
             await asyncio.gather(*jobs)
 
-    async def _open_active(self, call_id: str) -> None:
-        url = f"http://127.0.0.1:{self.port}{rawws.path_for(self.socketio, call_id)}"
-        ws = await self.session.ws_connect(
-            url, compress=0, autoping=True, max_msg_size=0, timeout=aiohttp.ClientWSTimeout(10)
-        )
-        async with asyncio.timeout(CONNECT_TIMEOUT):
-            await _receive_until(ws, "40" if self.socketio else '{"type":"ready"')
-        reader = _socketio_reader if self.socketio else _bridge_reader
-        self.sockets.append(ws)
-        self.tasks.append(asyncio.create_task(reader(ws, self.recorder)))
-
     @property
     def closed_early(self) -> int:
-        return sum(1 for ws in self.sockets if ws.closed)
+        return sum(1 for s in self.active if s.closed.done())
 
-    async def close(self) -> None:
-        rawws.close_all(self.stalled)
-        for task in self.tasks:
-            task.cancel()
-        for ws in self.sockets:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(1):
-                    await ws.close()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.session.close()
+    def close(self) -> None:
+        rawws.close_all(self.active + self.stalled)
 
 
 @dataclass
@@ -240,7 +197,9 @@ class Sender:
         self, rate: float, max_inflight: int, warmup: float, seconds: float, recorder: Recorder
     ) -> tuple[SendResult, float]:
         """Callbacks at ``rate`` per second on a schedule (at most ``max_inflight`` in
-        flight); returns the result and how far behind schedule the last one went out."""
+        flight); returns the result and how far behind schedule the last one went out.
+        A run that falls ``MAX_BEHIND`` seconds behind stops early (the server, or this
+        load generator, cannot keep the rate)."""
         loop = asyncio.get_running_loop()
         warm_count, total = int(rate * warmup), int(rate * (warmup + seconds))
         result = SendResult(0, 0, seconds, 0)
@@ -261,6 +220,8 @@ class Sender:
                 lag = loop.time() - (start + i / rate)
                 if lag < 0:
                     await asyncio.sleep(-lag)
+                elif lag > MAX_BEHIND and i > warm_count:
+                    break
                 if i == warm_count:
                     recorder.record_from = time.monotonic_ns()
                     measured_start = loop.time()

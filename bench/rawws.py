@@ -4,9 +4,10 @@ more than the server under test.
 
 It speaks just enough: the HTTP upgrade, unmasked server frames in, masked client frames
 out, pong to the server's pings (a WebSocket ping for the bridge, Engine.IO's ``2`` for
-python-socketio), and for Socket.IO the namespace connect ``40``. Everything else is
-read and dropped. ``stall=True`` stops reading once subscribed, with a tiny receive
-buffer, so the server's writes back up: a browser tab that froze.
+python-socketio), and for Socket.IO the namespace connect ``40``. Message frames (the
+bridge's ``{"type":"message"...}``, Socket.IO's ``42[...]`` events) go to ``on_message``;
+everything else is dropped. ``stall=True`` stops reading once subscribed, with a tiny
+receive buffer, so the server's writes back up: a browser tab that froze.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import base64
 import os
 import socket
+from collections.abc import Callable
 
 OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
 STALLED_RCVBUF = 4096
@@ -39,8 +41,19 @@ def path_for(socketio: bool, call_id: str) -> str:
     return f"/ws/{call_id}"
 
 
+OnMessage = Callable[[bytes], None]
+
+
 class RawSocket(asyncio.Protocol):
-    def __init__(self, host: str, port: int, path: str, socketio: bool, stall: bool) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        path: str,
+        socketio: bool,
+        stall: bool,
+        on_message: OnMessage | None,
+    ) -> None:
         self.request = (
             f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
             "Connection: Upgrade\r\n"
@@ -49,6 +62,7 @@ class RawSocket(asyncio.Protocol):
         ).encode()
         self.socketio = socketio
         self.stall = stall
+        self.on_message = on_message
         self.subscribed = asyncio.get_running_loop().create_future()
         self.closed = asyncio.get_running_loop().create_future()
         self.transport: asyncio.Transport | None = None
@@ -105,12 +119,18 @@ class RawSocket(asyncio.Protocol):
             self.transport.close()
         elif opcode == OP_TEXT:
             if self.socketio:
-                if payload == b"2":  # Engine.IO ping from the server
+                if payload.startswith(b"42"):
+                    if self.on_message is not None:
+                        self.on_message(payload)
+                elif payload == b"2":  # Engine.IO ping from the server
                     self.transport.write(client_frame(OP_TEXT, b"3"))
                 elif payload.startswith(b"0{"):  # Engine.IO open: join namespace "/"
                     self.transport.write(client_frame(OP_TEXT, b"40"))
                 elif payload.startswith(b"40"):
                     self._subscribed()
+            elif payload.startswith(b'{"type":"message"'):
+                if self.on_message is not None:
+                    self.on_message(payload)
             elif payload.startswith(b'{"type":"ready"'):
                 self._subscribed()
 
@@ -127,7 +147,14 @@ class RawSocket(asyncio.Protocol):
             self.transport.close()
 
 
-async def connect(port: int, call_id: str, *, socketio: bool, stall: bool = False) -> RawSocket:
+async def connect(
+    port: int,
+    call_id: str,
+    *,
+    socketio: bool,
+    stall: bool = False,
+    on_message: OnMessage | None = None,
+) -> RawSocket:
     """An open socket subscribed to ``call_id`` (joined to its room, for Socket.IO)."""
     loop = asyncio.get_running_loop()
     host = "127.0.0.1"
@@ -139,7 +166,9 @@ async def connect(port: int, call_id: str, *, socketio: bool, stall: bool = Fals
         async with asyncio.timeout(CONNECT_TIMEOUT):
             await loop.sock_connect(sock, (host, port))
             _, protocol = await loop.create_connection(
-                lambda: RawSocket(host, port, path_for(socketio, call_id), socketio, stall),
+                lambda: RawSocket(
+                    host, port, path_for(socketio, call_id), socketio, stall, on_message
+                ),
                 sock=sock,
             )
             await protocol.subscribed

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import rawws
-from bench.load import Callbacks, Receivers, Recorder, Sender, call_ids, drain
+from bench.load import MAX_BEHIND, Callbacks, Receivers, Recorder, Sender, call_ids, drain
 from bench.servers import (
     ROOT,
     SOCKETIO,
@@ -47,6 +47,7 @@ class Config:
     latency_seconds: float = 10.0  # measured, per latency / isolation run
     max_inflight: int = 256  # fixed-rate sender: beyond this it falls behind schedule
     stalled_fraction: float = 0.10
+    light_rate: float = 1000.0  # latency and isolation again at a rate every server takes
     idle_sockets: int = 19_500
     idle_workers: int = 2
     idle_window: float = 25.0  # covers a heartbeat round of both (bridge 20 s, Engine.IO 25 s)
@@ -55,17 +56,43 @@ class Config:
 
 QUICK = Config(
     call_ids=200,
-    warmup=1.0,
-    seconds=3.0,
-    latency_seconds=3.0,
+    warmup=0.5,
+    seconds=2.0,
+    latency_seconds=2.0,
     idle_sockets=2_000,
-    idle_window=5.0,
+    idle_window=3.0,
 )
 
 
 def run_async(coro: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(coro)
+
+
+class CpuMeter:
+    """CPU used by the server and by this load generator over a ``with`` block."""
+
+    def __init__(self, server: Process) -> None:
+        self.process = server
+        self.server = self.loadgen = self.wall = 0.0
+
+    def __enter__(self) -> CpuMeter:
+        self._start = (self.process.cpu_seconds(), time.process_time(), time.monotonic())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        server, loadgen, wall = self._start
+        self.server = self.process.cpu_seconds() - server
+        self.loadgen = time.process_time() - loadgen
+        self.wall = time.monotonic() - wall
+
+    @property
+    def server_percent(self) -> float:
+        return round(100 * self.server / self.wall, 1) if self.wall else 0.0
+
+    @property
+    def loadgen_percent(self) -> float:
+        return round(100 * self.loadgen / self.wall, 1) if self.wall else 0.0
 
 
 # -- workloads -----------------------------------------------------------------------------
@@ -81,17 +108,18 @@ async def ingest(server: Process, cfg: Config, per_call: int) -> dict[str, Any]:
         if per_call:
             await receivers.open(ids, per_call)
         sender = Sender(server.port, Callbacks(ids), receivers.active_per_call)
-        cpu = server.cpu_seconds()
-        result = await sender.max_rate(cfg.concurrency, cfg.warmup, cfg.seconds, recorder)
-        cpu = server.cpu_seconds() - cpu
+        with CpuMeter(server) as cpu:
+            result = await sender.max_rate(cfg.concurrency, cfg.warmup, cfg.seconds, recorder)
         await drain(recorder, result.expected_frames, limit=1.0)
     finally:
-        await receivers.close()
+        receivers.close()
+    per_callback = 1e6 * cpu.server / result.total_ok if result.total_ok else None
     return {
         "callbacks_per_s": round(result.rate, 1),
-        "server_cpu_us_per_callback": round(1e6 * cpu / result.total_ok)
-        if result.total_ok
-        else None,
+        "server_cpu_us_per_callback": round(per_callback) if per_callback else None,
+        # What one core could take at that cost: the rate without a busy machine around.
+        "server_capacity_per_s": round(1e6 / per_callback) if per_callback else None,
+        "loadgen_cpu_percent": cpu.loadgen_percent,
         "errors": result.errors,
         "frames_per_s": round(len(recorder.latencies_ns) / cfg.seconds, 1),
         "sockets": cfg.call_ids * per_call,
@@ -99,28 +127,32 @@ async def ingest(server: Process, cfg: Config, per_call: int) -> dict[str, Any]:
 
 
 async def latency(
-    port: int, socketio: bool, cfg: Config, rate: float, stalled_fraction: float
+    server: Process, cfg: Config, rate: float, stalled_fraction: float
 ) -> dict[str, Any]:
     """2 and 3: callback-to-socket latency at a fixed rate, optionally with stalled sockets."""
     recorder = Recorder()
     ids = call_ids(cfg.call_ids)
-    receivers = Receivers(port, socketio, recorder)
+    receivers = Receivers(server.port, server.name in SOCKETIO, recorder)
     stalled_calls = round(cfg.call_ids * cfg.sockets_per_call * stalled_fraction)
     try:
         await receivers.open(ids, cfg.sockets_per_call, stalled_calls)
-        sender = Sender(port, Callbacks(ids), receivers.active_per_call)
-        result, behind = await sender.fixed_rate(
-            rate, cfg.max_inflight, cfg.warmup, cfg.latency_seconds, recorder
-        )
+        sender = Sender(server.port, Callbacks(ids), receivers.active_per_call)
+        with CpuMeter(server) as cpu:
+            result, behind = await sender.fixed_rate(
+                rate, cfg.max_inflight, cfg.warmup, cfg.latency_seconds, recorder
+            )
         await drain(recorder, result.expected_frames)
         closed_early = receivers.closed_early
     finally:
-        await receivers.close()
+        receivers.close()
     return {
         **recorder.percentiles(),
         "rate_target": round(rate, 1),
         "rate_achieved": round(result.rate, 1),
+        "overloaded": behind > MAX_BEHIND,
         "behind_schedule_s": round(behind, 3),
+        "server_cpu_percent": cpu.server_percent,
+        "loadgen_cpu_percent": cpu.loadgen_percent,
         "errors": result.errors,
         "frames_received": len(recorder.latencies_ns),
         "frames_expected": result.expected_frames,
@@ -269,6 +301,8 @@ def run(cfg: Config, systems: list[str], skip: set[str]) -> dict[str, Any]:
         "ingest": {},
         "latency": {},
         "isolation": {},
+        "latency_light": {},
+        "isolation_light": {},
         "idle": {},
     }
 
@@ -276,7 +310,7 @@ def run(cfg: Config, systems: list[str], skip: set[str]) -> dict[str, Any]:
         return lambda srv: run_async(ingest(srv, cfg, per_call))
 
     if "ingest" not in skip:
-        print("1. ingest (callbacks/s)")
+        print("ingest (callbacks/s)")
         for system in runnable:
             out["ingest"][system] = {"0": on_server(system, server_cores, ingest_for(0))}
             if system in SOCKET_SYSTEMS:
@@ -286,18 +320,27 @@ def run(cfg: Config, systems: list[str], skip: set[str]) -> dict[str, Any]:
     rate = b0 / 2 if b0 else 1000.0
     out["latency_rate"] = {"rate": rate, "source": "half of B0's ingest" if b0 else "default"}
 
-    def latency_for(stalled: float) -> Callable[[Process], dict[str, Any]]:
-        return lambda srv: run_async(latency(srv.port, srv.name in SOCKETIO, cfg, rate, stalled))
+    out["light_rate"] = cfg.light_rate
 
-    for key, stalled in (("latency", 0.0), ("isolation", cfg.stalled_fraction)):
-        if key in skip:
+    def latency_for(at: float, stalled: float) -> Callable[[Process], dict[str, Any]]:
+        return lambda srv: run_async(latency(srv, cfg, at, stalled))
+
+    phases = (
+        ("latency", "latency", rate, 0.0),
+        ("isolation", "isolation", rate, cfg.stalled_fraction),
+        ("latency", "latency_light", cfg.light_rate, 0.0),
+        ("isolation", "isolation_light", cfg.light_rate, cfg.stalled_fraction),
+    )
+    for workload, key, at, stalled in phases:
+        if workload in skip:
             continue
-        print(f"{2 if key == 'latency' else 3}. {key} at {rate:.0f} callbacks/s")
+        print(f"{key} at {at:.0f} callbacks/s, {stalled:.0%} of sockets stalled")
+        out[key] = {}
         for system in runnable:
             if system in SOCKET_SYSTEMS:
-                out[key][system] = on_server(system, server_cores, latency_for(stalled))
+                out[key][system] = on_server(system, server_cores, latency_for(at, stalled))
     if "idle" not in skip:
-        print(f"4. idle scale, {cfg.idle_sockets} sockets")
+        print(f"idle scale, {cfg.idle_sockets} sockets")
         for system in runnable:
             if system in cfg.idle_systems:
                 out["idle"][system] = on_server(
@@ -383,13 +426,13 @@ def _cell(
 
 def _latency(e: dict[str, Any]) -> str:
     text = f"{e['p50_ms']} / {e['p99_ms']} / {e['p999_ms']}"
-    if e["behind_schedule_s"] > 1.0:
+    if e["overloaded"]:
         text += f" (overloaded: {e['rate_achieved']:.0f}/s)"
     return text
 
 
 def table(out: dict[str, Any]) -> str:
-    rate = out["latency_rate"]["rate"]
+    rate, light = out["latency_rate"]["rate"], out["light_rate"]
     rows: list[tuple[str, str, Callable[[dict[str, Any]], str]]] = [
         ("ingest, 0 sockets: callbacks/s", "ingest", lambda e: f"{e['0']['callbacks_per_s']:.0f}"),
         (
@@ -399,6 +442,8 @@ def table(out: dict[str, Any]) -> str:
         ),
         (f"latency at {rate:.0f}/s: p50 / p99 / p99.9 ms", "latency", _latency),
         ("isolation, 10% stalled: p50 / p99 / p99.9 ms", "isolation", _latency),
+        (f"latency at {light:.0f}/s: p50 / p99 / p99.9 ms", "latency_light", _latency),
+        ("isolation at that rate, 10% stalled", "isolation_light", _latency),
         ("idle: KB RSS per socket", "idle", lambda e: f"{e['kb_per_socket']}"),
         ("idle: CPU % of one core", "idle", lambda e: f"{e['idle_cpu_percent']}"),
     ]

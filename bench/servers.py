@@ -73,7 +73,7 @@ class Process:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
+        raise RuntimeError(f"{self.name} has no VmRSS (exit code {self.proc.poll()})")
 
     def cpu_seconds(self) -> float:
         # Fields after the ")" that ends the command name: utime is the 12th, stime 13th.

@@ -385,10 +385,14 @@ class RedisHub(Hub):
         async with self._pubsub_lock:
             if self._pubsub is None:
                 return
+            if command == "subscribe":
+                # Expected before it is asked for: the listener can read the confirmation
+                # before this await returns, and drops one nobody expects (then the
+                # socket waited the whole timeout). A failed command is confirmed by the
+                # listener's _confirm_all() when it loses the connection.
+                self._expect_confirmation(call_id, catch_up=False)
             try:
                 await getattr(self._pubsub, command)(channel(call_id))
-                if command == "subscribe":
-                    self._expect_confirmation(call_id, catch_up=False)
             except UNAVAILABLE as exc:
                 log.debug("pub/sub %s %s failed: %s", command, call_id, exc)
 

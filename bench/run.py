@@ -23,6 +23,7 @@ from typing import Any
 from bench import rawws
 from bench.load import MAX_BEHIND, Callbacks, Receivers, Recorder, Sender, call_ids, drain
 from bench.servers import (
+    PROFILED,
     ROOT,
     SOCKETIO,
     Process,
@@ -235,7 +236,11 @@ def idle(server: Process, socketio: bool, cfg: Config) -> dict[str, Any]:
         "rss_before_mb": round(rss_before / 1024, 1),
         "rss_after_mb": round(rss_after / 1024, 1),
         "rss_end_mb": round(rss_end / 1024, 1),
-        "kb_per_socket": round((rss_after - rss_before) / count, 2) if count else None,
+        # After the window, so a heartbeat round (bridge 20 s, Engine.IO 25 s) is included.
+        "kb_per_socket": round((rss_end - rss_before) / count, 2) if count else None,
+        "kb_per_socket_after_connect": round((rss_after - rss_before) / count, 2)
+        if count
+        else None,
         "idle_cpu_percent": round(100 * cpu_used / elapsed, 2),
         "window_s": round(elapsed, 1),
     }
@@ -350,14 +355,18 @@ def run(cfg: Config, systems: list[str], skip: set[str]) -> dict[str, Any]:
     return out
 
 
-def profile(cfg: Config) -> None:
+def profile(cfg: Config, systems: list[str]) -> None:
+    """The bridge under pyinstrument through the ingest workload with sockets."""
     server_cores, client_cores = cpus()
     os.sched_setaffinity(0, client_cores)
     raise_fd_limit()
     per = cfg.sockets_per_call
-    print("ingest, bridge under pyinstrument")
-    on_server("bridge-profiled", server_cores, lambda srv: run_async(ingest(srv, cfg, per)))
-    print(f"profile written to {RESULTS / 'profile.txt'}")
+    for system in systems:
+        if system.startswith("bridge"):
+            print(f"ingest, {per} sockets per call_id, {system} under pyinstrument")
+            work = lambda srv: run_async(ingest(srv, cfg, per))  # noqa: E731
+            on_server(f"{PROFILED}{system}", server_cores, work)
+            print(f"profile written to {RESULTS / f'profile-{system}.txt'}")
 
 
 # -- targets and table -------------------------------------------------------------------------
@@ -474,12 +483,12 @@ def main() -> None:
         "--profile",
         action="store_true",
         help="only profile the bridge (pyinstrument) under ingest with sockets; "
-        "writes bench/results/profile.txt",
+        "writes bench/results/profile-<system>.txt",
     )
     args = parser.parse_args()
     cfg = QUICK if args.quick else Config()
     if args.profile:
-        profile(cfg)
+        profile(cfg, args.systems)
         return
     started = time.monotonic()
     out = run(cfg, args.systems, set(args.skip))

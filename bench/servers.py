@@ -141,12 +141,14 @@ BRIDGE_ENV = {
 
 
 def command(system: str, port: int, redis_url: str | None) -> tuple[list[str], dict[str, str]]:
+    if system.startswith(PROFILED):  # the bridge under pyinstrument
+        bridge = system.removeprefix(PROFILED)
+        cmd, env = command(bridge, port, redis_url)
+        out = str(ROOT / "bench" / "results" / f"profile-{bridge}.txt")
+        profiler = [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", out]
+        return [*profiler, *cmd[1:]], env  # cmd[0] is the interpreter
     if system == "bridge-memory":
         return [*BRIDGE, str(port)], BRIDGE_ENV
-    if system == "bridge-profiled":  # the memory store under pyinstrument
-        out = str(ROOT / "bench" / "results" / "profile.txt")
-        profiler = [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", out]
-        return [*profiler, "-m", "bridge", "serve", "--port", str(port)], BRIDGE_ENV
     if system == "bridge-redis":
         assert redis_url
         return [*BRIDGE, str(port), "--redis-url", redis_url], BRIDGE_ENV
@@ -161,7 +163,8 @@ def command(system: str, port: int, redis_url: str | None) -> tuple[list[str], d
     raise ValueError(system)
 
 
-NEEDS_REDIS = {"bridge-redis", "B2"}
+PROFILED = "profiled-"
+NEEDS_REDIS = {"bridge-redis", "B2", f"{PROFILED}bridge-redis"}
 SOCKETIO = {"B1", "B2"}
 
 

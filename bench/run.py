@@ -45,7 +45,7 @@ class Config:
     concurrency: int = 48  # callbacks in flight in the ingest workload
     warmup: float = 2.0
     seconds: float = 8.0  # measured, per ingest run
-    latency_seconds: float = 10.0  # measured, per latency / isolation run
+    latency_seconds: float = 8.0  # measured, per latency / isolation run
     max_inflight: int = 256  # fixed-rate sender: beyond this it falls behind schedule
     stalled_fraction: float = 0.10
     light_rate: float = 1000.0  # latency and isolation again at a rate every server takes
@@ -448,6 +448,13 @@ def table(out: dict[str, Any]) -> str:
             "ingest, 2 sockets/call_id: callbacks/s",
             "ingest",
             lambda e: f"{e['2']['callbacks_per_s']:.0f}" if "2" in e else "n/a",
+        ),
+        (
+            "ingest: server CPU µs per callback, 0 / 2 sockets",
+            "ingest",
+            lambda e: " / ".join(
+                str(e[k].get("server_cpu_us_per_callback")) for k in ("0", "2") if k in e
+            ),
         ),
         (f"latency at {rate:.0f}/s: p50 / p99 / p99.9 ms", "latency", _latency),
         ("isolation, 10% stalled: p50 / p99 / p99.9 ms", "isolation", _latency),

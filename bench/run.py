@@ -150,7 +150,8 @@ async def latency(
         **recorder.percentiles(),
         "rate_target": round(rate, 1),
         "rate_achieved": round(result.rate, 1),
-        "overloaded": behind > MAX_BEHIND,
+        # Fell behind the schedule for good, or took clearly less than asked.
+        "overloaded": behind > MAX_BEHIND or result.rate < 0.95 * rate,
         "behind_schedule_s": round(behind, 3),
         "server_cpu_percent": cpu.server_percent,
         "loadgen_cpu_percent": cpu.loadgen_percent,
@@ -397,24 +398,40 @@ def _ratio(a: Any, b: Any) -> float | None:
 
 
 def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 7's targets, then the same latency ratios at the light rate ("info": not
+    targets, but what the latency targets say once no server is past its capacity)."""
     ge = float.__ge__
     le = float.__le__
     ingest2 = _get(out, "ingest", "bridge-memory", "2", "callbacks_per_s")
     b0 = _get(out, "ingest", "B0", "0", "callbacks_per_s")
     b1 = _get(out, "ingest", "B1", "2", "callbacks_per_s")
-    p99 = _get(out, "latency", "bridge-memory", "p99_ms")
-    b1_p99 = _get(out, "latency", "B1", "p99_ms")
-    redis_p99 = _get(out, "latency", "bridge-redis", "p99_ms")
-    stalled_p99 = _get(out, "isolation", "bridge-memory", "p99_ms")
     kb = _get(out, "idle", "bridge-memory", "kb_per_socket")
     b1_kb = _get(out, "idle", "B1", "kb_per_socket")
-    return [
+    checks = [
         _check("ingest, 2 sockets/call_id: bridge / B0 >= 0.6", _ratio(ingest2, b0), 0.6, ge),
         _check("ingest, 2 sockets/call_id: bridge / B1 >= 2", _ratio(ingest2, b1), 2.0, ge),
-        _check("latency p99, memory store <= 10 ms", p99, 10.0, le),
-        _check("latency p99: bridge / B1 <= 0.5", _ratio(p99, b1_p99), 0.5, le),
-        _check("latency p99, Redis store <= 25 ms", redis_p99, 25.0, le),
-        _check("isolation: p99 stalled / p99 without <= 1.2", _ratio(stalled_p99, p99), 1.2, le),
+    ]
+    for latency, isolation, label in (
+        ("latency", "isolation", "at half of B0"),
+        ("latency_light", "isolation_light", f"info, at {out['light_rate']:.0f}/s"),
+    ):
+        p99 = _get(out, latency, "bridge-memory", "p99_ms")
+        b1_p99 = _get(out, latency, "B1", "p99_ms")
+        redis_p99 = _get(out, latency, "bridge-redis", "p99_ms")
+        stalled_p99 = _get(out, isolation, "bridge-memory", "p99_ms")
+        checks += [
+            _check(f"latency p99, memory store <= 10 ms ({label})", p99, 10.0, le),
+            _check(f"latency p99: bridge / B1 <= 0.5 ({label})", _ratio(p99, b1_p99), 0.5, le),
+            _check(f"latency p99, Redis store <= 25 ms ({label})", redis_p99, 25.0, le),
+            _check(
+                f"isolation: p99 stalled / without <= 1.2 ({label})",
+                _ratio(stalled_p99, p99),
+                1.2,
+                le,
+            ),
+        ]
+    return [
+        *checks,
         _check("idle: KB RSS per socket <= 30", kb, 30.0, le),
         _check("idle: bridge / B1 per-socket memory <= 0.7", _ratio(kb, b1_kb), 0.7, le),
     ]
@@ -434,9 +451,12 @@ def _cell(
 
 
 def _latency(e: dict[str, Any]) -> str:
-    text = f"{e['p50_ms']} / {e['p99_ms']} / {e['p999_ms']}"
+    if e["p50_ms"] is None:
+        return f"overloaded: took {e['rate_achieved']:.0f}/s, no frame measured"
+    text = f"{e['p50_ms']:.1f} / {e['p99_ms']:.1f} / {e['p999_ms']:.1f}"
+    text += f" (m99 {e['p99_window_median_ms']:.1f})"
     if e["overloaded"]:
-        text += f" (overloaded: {e['rate_achieved']:.0f}/s)"
+        text += f" overloaded: took {e['rate_achieved']:.0f}/s"
     return text
 
 
@@ -456,10 +476,10 @@ def table(out: dict[str, Any]) -> str:
                 str(e[k].get("server_cpu_us_per_callback")) for k in ("0", "2") if k in e
             ),
         ),
-        (f"latency at {rate:.0f}/s: p50 / p99 / p99.9 ms", "latency", _latency),
-        ("isolation, 10% stalled: p50 / p99 / p99.9 ms", "isolation", _latency),
-        (f"latency at {light:.0f}/s: p50 / p99 / p99.9 ms", "latency_light", _latency),
-        ("isolation at that rate, 10% stalled", "isolation_light", _latency),
+        (f"latency at {rate:.0f}/s: p50 / p99 / p99.9 (m99) ms", "latency", _latency),
+        ("isolation, 10% stalled, same rate", "isolation", _latency),
+        (f"latency at {light:.0f}/s", "latency_light", _latency),
+        (f"isolation at {light:.0f}/s, 10% stalled", "isolation_light", _latency),
         ("idle: KB RSS per socket", "idle", lambda e: f"{e['kb_per_socket']}"),
         ("idle: CPU % of one core", "idle", lambda e: f"{e['idle_cpu_percent']}"),
     ]

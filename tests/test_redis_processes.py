@@ -17,7 +17,7 @@ import pytest
 from aiohttp import ClientWebSocketResponse, WSCloseCode, WSMsgType
 
 from bridge import samples
-from tests.helpers import TIMEOUT, messages, nothing_more, until_ready
+from tests.helpers import TIMEOUT, messages, nothing_more, until, until_ready
 from tests.servers import Bridge, RedisServer, free_port
 
 StartBridge = Callable[..., Bridge]
@@ -136,11 +136,6 @@ async def test_redis_outage_refuses_with_503_loses_nothing_and_recovers(
             (acked if status == 200 else refused).append(i)
             i += 1
             await asyncio.sleep(0.01)
-
-    async def until(check: Callable[[], bool]) -> None:
-        async with asyncio.timeout(30):
-            while not check():  # noqa: ASYNC110 - polling the vendor's tallies
-                await asyncio.sleep(0.02)
 
     sending = asyncio.create_task(vendor())
     await until(lambda: len(acked) >= 20)

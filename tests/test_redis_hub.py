@@ -103,3 +103,5 @@ async def test_without_redis_callbacks_get_503_and_nothing_claims_success(
     ws = await client.ws_connect("/ws/down")
     closing = await ws.receive(timeout=TIMEOUT)
     assert closing.type is WSMsgType.CLOSE and closing.data == WSCloseCode.TRY_AGAIN_LATER
+    metrics = await (await client.get("/metrics")).text()
+    assert 'bridge_rejections_total{reason="store_unavailable"} 1.0' in metrics

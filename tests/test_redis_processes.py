@@ -90,6 +90,11 @@ async def test_500_callbacks_to_two_processes_reach_browsers_on_both_in_order(
     assert [m["seq"] for m in got_a] == list(range(1, 501))
     assert sorted(m["text"] for m in got_a) == sorted(f"t{i}" for i in range(500))
     assert first_part_on_b == got_a[:200]
+    # The vendor retries some callbacks, each to both processes at once: stored once only.
+    retries = [
+        post(http, bridge, one_text("big", i)) for i in range(0, 500, 10) for bridge in (a, b)
+    ]
+    assert await asyncio.gather(*retries) == [200] * 100
     await nothing_more(on_a)
 
     # B's browser comes back on A and gets exactly what it missed.

@@ -83,5 +83,6 @@ def worker(settings: Settings) -> None:
     # Out of the terminal's process group: Ctrl-C reaches the parent alone, which passes
     # exactly one SIGTERM on (a second signal would interrupt the graceful shutdown).
     os.setpgrp()
+    workers.die_with_parent()
     logs.setup(settings.log_level, settings.log_format)
     serve(settings, reuse_port=True)

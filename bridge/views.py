@@ -58,6 +58,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         code = _HTTP_CODES.get(exc.status, exc.reason.lower().replace(" ", "_"))
         return json_error(exc.status, code, exc.text or exc.reason)
     except StoreUnavailable as exc:
+        log.warning("store unavailable on %s %s: %s", request.method, request.path, exc)
+        request.app[METRICS].rejections.labels("store_unavailable").inc()
         return json_error(503, "store_unavailable", str(exc) or "the session store is down")
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)

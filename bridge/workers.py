@@ -7,10 +7,14 @@ The parent only supervises: it restarts a worker that dies, and passes SIGTERM/S
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import os
 import signal
+import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -21,9 +25,21 @@ from bridge.config import Settings
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 15.0  # seconds a worker gets to close its sockets before it is killed
-CRASH_LOOP = 5.0  # a worker that dies sooner than this after its start will not be restarted
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+RESTART_LIMIT = (5, 60.0)  # more restarts than this within that many seconds: give up
 
 Worker = Callable[[Settings], None]
+
+
+def die_with_parent() -> None:
+    """In a worker: get SIGTERM when the supervisor dies, even by SIGKILL, so that no
+    orphaned worker keeps serving the port (Linux; elsewhere a no-op)."""
+    parent = multiprocessing.parent_process()
+    if sys.platform != "linux" or parent is None:
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent.pid:  # it died before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def refusal(settings: Settings) -> str | None:
@@ -40,7 +56,7 @@ def refusal(settings: Settings) -> str | None:
 
 def supervise(settings: Settings, worker: Worker) -> int:
     """Run ``worker(settings)`` in ``settings.workers`` processes until a signal; the exit
-    code is 0 after a signal, 1 when a worker keeps crashing at start."""
+    code is 0 after a signal, 1 when workers keep dying (a port in use, a bad setting)."""
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited loop
     stopping = False
 
@@ -51,33 +67,36 @@ def supervise(settings: Settings, worker: Worker) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    def start(number: int) -> tuple[BaseProcess, float]:
+    def start(number: int) -> BaseProcess:
         process = context.Process(target=worker, args=(settings,), name=f"worker-{number}")
         process.start()
-        return process, time.monotonic()
+        return process
 
     workers = [start(n) for n in range(settings.workers)]
+    restarts: deque[float] = deque(maxlen=RESTART_LIMIT[0])
     print(
         f"======== {settings.workers} workers on http://{settings.host}:{settings.port} ========",
         flush=True,
     )
     code = 0
     while not stopping:
-        wait([process.sentinel for process, _ in workers], timeout=0.5)
-        for number, (process, started) in enumerate(workers):
+        wait([process.sentinel for process in workers], timeout=0.5)
+        for number, process in enumerate(workers):
             if process.is_alive() or stopping:
                 continue
-            if time.monotonic() - started < CRASH_LOOP:
-                log.error("worker %d exited with %s at start; stopping", number, process.exitcode)
+            now = time.monotonic()
+            if len(restarts) == restarts.maxlen and now - restarts[0] < RESTART_LIMIT[1]:
+                log.error("workers keep exiting (the last with %s); stopping", process.exitcode)
                 stopping, code = True, 1
                 break
             log.warning("worker %d exited with %s; restarting it", number, process.exitcode)
+            restarts.append(now)
             workers[number] = start(number)
-    for process, _ in workers:
+    for process in workers:
         if process.is_alive():
             process.terminate()  # SIGTERM: aiohttp closes sockets with 1001 and exits
     deadline = time.monotonic() + STOP_TIMEOUT
-    for process, _ in workers:
+    for process in workers:
         process.join(max(0.0, deadline - time.monotonic()))
         if process.is_alive():
             process.kill()

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from bridge.redis_hub import SessionKeys, channel
 from tests.conftest import MakeClient
-from tests.helpers import TIMEOUT, messages, nothing_more, post, texts, until_ready
+from tests.helpers import TIMEOUT, messages, nothing_more, post, texts, until, until_ready
 from tests.servers import RedisServer, free_port
 
 Client = TestClient[Any, Any]
@@ -54,9 +54,7 @@ async def test_idle_sessions_expire_in_redis_and_get_a_new_epoch(
     _, ready = await until_ready(ws)
     await ws.close()
     admin = redis_server.client()
-    async with asyncio.timeout(TIMEOUT):
-        while admin.exists(*SessionKeys.of("idle")):  # noqa: ASYNC110 - Redis expires it
-            await asyncio.sleep(0.05)
+    await until(lambda: not admin.exists(*SessionKeys.of("idle")))
     ws = await client.ws_connect(f"/ws/idle?after=2&epoch={ready['epoch']}")
     replayed, again = await until_ready(ws)
     assert replayed == [] and again["epoch"] != ready["epoch"] and again["recovered"] is False
@@ -105,3 +103,5 @@ async def test_without_redis_callbacks_get_503_and_nothing_claims_success(
     ws = await client.ws_connect("/ws/down")
     closing = await ws.receive(timeout=TIMEOUT)
     assert closing.type is WSMsgType.CLOSE and closing.data == WSCloseCode.TRY_AGAIN_LATER
+    metrics = await (await client.get("/metrics")).text()
+    assert 'bridge_rejections_total{reason="store_unavailable"} 1.0' in metrics

@@ -6,13 +6,18 @@ import asyncio
 import uuid
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bridge import airudder, samples
-from bridge.config import SignScheme
+from bridge.config import Settings, SignScheme
+from bridge.hub import MemoryHub, StoreUnavailable
+from bridge.metrics import Metrics
+from bridge.upstream import Forwarder
+from bridge.widget import TextMessage
 from tests.conftest import MakeClient
 from tests.helpers import frame, messages, nothing_more, post, until_ready
 
@@ -315,3 +320,41 @@ async def test_demo_bot_answers_through_the_real_callback_path(make_client: Make
     await ws.send_json(send("buttons"))
     _, buttons = await messages(ws, 2)
     assert [o["label"] for o in buttons["sections"][0]["options"]] == ["男", "女", "其他"]
+
+
+class FlakyStore(MemoryHub):
+    """The memory store, but the next ``find`` fails as an unreachable Redis would."""
+
+    down = False
+
+    async def find(self, call_id: str, ref: int | str) -> Any:
+        if self.down:
+            self.down = False
+            raise StoreUnavailable("redis is down")
+        return await super().find(call_id, ref)
+
+
+async def test_store_outage_while_forwarding_leaves_the_message_retryable(
+    upstream: tuple[Upstream, str],
+) -> None:
+    up, url = upstream
+    store = FlakyStore(history_limit=50, session_ttl=60)
+    settings = Settings(upstream_url=url, upstream_backoff=0.01)
+    async with aiohttp.ClientSession() as http:
+        forwarder = Forwarder(settings, store, Metrics(), http)
+        draft = TextMessage(call_id="c", seq=0, id="m-000001", sender="user", ts=1, text="a")
+        (seq,) = await store.append("c", [("k1", draft)])
+        store.down = True
+        await forwarder.submit("c", seq, "http://unused")
+        for _ in range(100):  # bounded: the worker finishes its queue despite the outage
+            if not forwarder._workers:
+                break
+            await asyncio.sleep(0.01)
+        assert up.requests == [] and not forwarder._workers
+        await forwarder.retry("c", seq, "http://unused")
+        for _ in range(100):
+            if up.accepted:
+                break
+            await asyncio.sleep(0.01)
+        assert up.accepted[0]["messages"][0]["content"]["text"] == "a"
+        await forwarder.close()

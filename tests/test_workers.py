@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +15,7 @@ import orjson
 from aiohttp import ClientWebSocketResponse
 
 from bridge import samples
-from tests.helpers import TIMEOUT, messages, until_ready
+from tests.helpers import TIMEOUT, messages, until, until_ready
 from tests.servers import ROOT, Bridge, free_port
 
 
@@ -23,6 +25,28 @@ def children(pid: int) -> set[int]:
         for task in Path(f"/proc/{pid}/task").iterdir()
         for child in (task / "children").read_text().split()
     }
+
+
+def worker_pids(bridge: Bridge) -> set[int]:
+    """The supervisor's children that listen on the bridge's port."""
+    assert bridge.process is not None
+    listening = {
+        line.split()[9]
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+        if line.split()[3] == "0A" and int(line.split()[1].split(":")[1], 16) == bridge.port
+    }
+    return {pid for pid in children(bridge.process.pid) if socket_inodes(pid) & listening}
+
+
+def socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    with contextlib.suppress(FileNotFoundError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                link = os.readlink(fd)
+                if link.startswith("socket:["):
+                    inodes.add(link[len("socket:[") : -1])
+    return inodes
 
 
 def running(pids: set[int]) -> set[int]:
@@ -41,12 +65,8 @@ def owner_of(connection: ClientWebSocketResponse, server_port: int, pids: set[in
             inode = fields[9]
     assert inode is not None, "the server end of the connection is not in /proc/net/tcp"
     for pid in pids:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                if os.readlink(fd) == f"socket:[{inode}]":
-                    return pid
-            except FileNotFoundError:  # closed while we looked
-                continue
+        if inode in socket_inodes(pid):
+            return pid
     raise AssertionError("no worker holds the connection")
 
 
@@ -96,7 +116,26 @@ async def test_two_workers_share_the_port_and_deliver_across_workers(redis_url: 
             for ws in by_worker.values():
                 assert [m["seq"] for m in await messages(ws, 7)] == list(range(1, 8))
                 await ws.close()
+            # A worker that dies is replaced, and the port keeps serving.
+            dead = next(iter(by_worker))
+            os.kill(dead, signal.SIGKILL)
+            replaced = await until(lambda: worker_pids(bridge) - set(by_worker))
+            async with http.get(f"{bridge.url}/healthz") as resp:
+                assert resp.status == 200
         assert bridge.stop() == 0, "SIGTERM stops the workers and the supervisor cleanly"
-        assert not running(set(by_worker))
+        assert not running(set(by_worker) | replaced)
+    finally:
+        bridge.kill()
+
+
+async def test_workers_do_not_outlive_a_killed_supervisor(redis_url: str) -> None:
+    bridge = Bridge(free_port(), "--workers", "2", BRIDGE_REDIS_URL=redis_url)
+    try:
+        bridge.start()
+        workers = await until(
+            lambda: worker_pids(bridge) if len(worker_pids(bridge)) == 2 else set()
+        )
+        bridge.kill()
+        await until(lambda: not running(workers))
     finally:
         bridge.kill()

@@ -383,6 +383,8 @@ def _get(out: dict[str, Any], *path: str) -> Any:
 
 
 def _check(name: str, value: Any, limit: Any, ok: Callable[[float, float], bool]) -> dict[str, Any]:
+    if value == OVERLOADED:
+        return {"target": name, "value": value, "limit": limit, "met": False}
     if value is None or limit is None:
         return {"target": name, "value": value, "limit": limit, "met": None}
     return {
@@ -393,8 +395,20 @@ def _check(name: str, value: Any, limit: Any, ok: Callable[[float, float], bool]
     }
 
 
-def _ratio(a: Any, b: Any) -> float | None:
+OVERLOADED = "overloaded, no frame measured"
+
+
+def _ratio(a: Any, b: Any) -> Any:
+    if OVERLOADED in (a, b):
+        return OVERLOADED
     return a / b if a is not None and b else None
+
+
+def _p99(out: dict[str, Any], section: str, system: str) -> Any:
+    entry = _get(out, section, system)
+    if entry and entry.get("overloaded") and entry.get("p99_ms") is None:
+        return OVERLOADED
+    return _get(out, section, system, "p99_ms")
 
 
 def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
@@ -415,10 +429,10 @@ def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
         ("latency", "isolation", "at half of B0"),
         ("latency_light", "isolation_light", f"info, at {out['light_rate']:.0f}/s"),
     ):
-        p99 = _get(out, latency, "bridge-memory", "p99_ms")
-        b1_p99 = _get(out, latency, "B1", "p99_ms")
-        redis_p99 = _get(out, latency, "bridge-redis", "p99_ms")
-        stalled_p99 = _get(out, isolation, "bridge-memory", "p99_ms")
+        p99 = _p99(out, latency, "bridge-memory")
+        b1_p99 = _p99(out, latency, "B1")
+        redis_p99 = _p99(out, latency, "bridge-redis")
+        stalled_p99 = _p99(out, isolation, "bridge-memory")
         checks += [
             _check(f"latency p99, memory store <= 10 ms ({label})", p99, 10.0, le),
             _check(f"latency p99: bridge / B1 <= 0.5 ({label})", _ratio(p99, b1_p99), 0.5, le),
@@ -512,7 +526,15 @@ def main() -> None:
         help="only profile the bridge (pyinstrument) under ingest with sockets; "
         "writes bench/results/profile-<system>.txt",
     )
+    parser.add_argument(
+        "--report", type=Path, help="print the table and targets of an earlier run's JSON"
+    )
     args = parser.parse_args()
+    if args.report:
+        out = json.loads(args.report.read_text())
+        out["targets"] = targets(out)
+        print(table(out))
+        return
     cfg = QUICK if args.quick else Config()
     if args.profile:
         profile(cfg, args.systems)

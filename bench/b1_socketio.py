@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
-import socketio
+import socketio  # type: ignore[import-untyped]
 from aiohttp import web
 
 from bridge.cli import new_event_loop
@@ -23,7 +23,7 @@ def create_app(redis_url: str | None) -> web.Application:
         async_mode="aiohttp", client_manager=manager, transports=["websocket"]
     )
 
-    @sio.event
+    @sio.event  # type: ignore[untyped-decorator]
     async def connect(sid: str, environ: dict[str, Any], auth: Any) -> None:
         call_id = parse_qs(environ.get("QUERY_STRING", "")).get("call_id", [""])[0]
         await sio.enter_room(sid, call_id)

@@ -17,6 +17,7 @@ import base64
 import os
 import socket
 from collections.abc import Callable
+from typing import cast
 
 OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
 STALLED_RCVBUF = 4096
@@ -70,8 +71,9 @@ class RawSocket(asyncio.Protocol):
         self._upgraded = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
-        transport.write(self.request)
+        stream = cast(asyncio.Transport, transport)  # uvloop's transports are no subclass
+        self.transport = stream
+        stream.write(self.request)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.subscribed.done():

@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import WSCloseCode, web
 
-from bridge import views
+from bridge import security, views
 from bridge.config import Settings
 from bridge.hub import Hub, MemoryHub
-from bridge.keys import HUB, METRICS, SETTINGS, SOCKETS
+from bridge.keys import HUB, METRICS, SETTINGS, SLOTS, SOCKETS
+from bridge.limits import SocketSlots
 from bridge.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[SOCKETS] = set()
+    app[SLOTS] = SocketSlots(settings.max_sockets, settings.max_sockets_per_call)
+    security.setup(app)
     app.cleanup_ctx.append(_hub)
     app.on_shutdown.append(_close_sockets)
     views.setup_routes(app)
@@ -42,7 +45,9 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
 
         hub = await RedisHub.connect(settings)
     else:
-        hub = MemoryHub(settings.history_limit, settings.session_ttl)
+        memory = MemoryHub(settings.history_limit, settings.session_ttl, settings.max_sessions)
+        app[METRICS].sessions.set_function(lambda: memory.session_count)  # read when scraped
+        hub = memory
     app[HUB] = hub
     sweeper = asyncio.create_task(_sweep(app)) if isinstance(hub, MemoryHub) else None
     yield
@@ -59,7 +64,6 @@ async def _sweep(app: web.Application) -> None:
     while True:
         await asyncio.sleep(app[SETTINGS].sweep_interval)
         hub.sweep()
-        app[METRICS].sessions.set(hub.session_count)
 
 
 async def _close_sockets(app: web.Application) -> None:

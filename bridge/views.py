@@ -7,13 +7,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import TypeAdapter, ValidationError
 
-from bridge import airudder, widget
+from bridge import airudder, security, widget
+from bridge.errors import HandshakeRefused
 from bridge.hub import StoreUnavailable
-from bridge.keys import HUB, METRICS, SETTINGS, SOCKETS
+from bridge.keys import HUB, METRICS, SETTINGS, SLOTS, SOCKETS
+from bridge.limits import FrameGate
 from bridge.sockets import Connection
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = _HTTP_CODES.get(exc.status, exc.reason.lower().replace(" ", "_"))
         return json_error(exc.status, code, exc.text or exc.reason)
+    except HandshakeRefused as exc:
+        request.app[METRICS].rejections.labels(exc.code).inc()
+        log.info(
+            "refused %s: %s",
+            request.path,
+            exc.code,
+            extra={"call_id": request.match_info.get("call_id")},
+        )
+        return json_error(exc.status, exc.code, exc.detail)
     except StoreUnavailable as exc:
         return json_error(503, "store_unavailable", str(exc) or "the session store is down")
     except Exception:
@@ -110,43 +121,74 @@ def _call_id(request: web.Request) -> str:
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
-    """``/ws/{call_id}?after=SEQ&epoch=E``: replay, ``ready``, then live messages."""
+    """``/ws/{call_id}?after=SEQ&epoch=E&token=T``: replay, ``ready``, then live messages.
+
+    Origin, token and socket limits are checked before the upgrade: a refused client gets
+    a JSON answer and no frame of the session."""
     settings = request.app[SETTINGS]
     call_id = _call_id(request)
     after = _query_int(request, "after")
     epoch = request.query.get("epoch") or None
-    ws = web.WebSocketResponse(
-        heartbeat=settings.ws_heartbeat, compress=False, max_msg_size=settings.ws_max_msg_size
-    )
-    await ws.prepare(request)
+    token_expires = security.admit(request, call_id)
+    with request.app[SLOTS].take(call_id):
+        ws = web.WebSocketResponse(
+            heartbeat=settings.ws_heartbeat, compress=False, max_msg_size=settings.ws_max_msg_size
+        )
+        await ws.prepare(request)
+        await _serve_socket(request, ws, call_id, after, epoch, FrameGate(settings, token_expires))
+    return ws
+
+
+async def _serve_socket(
+    request: web.Request,
+    ws: web.WebSocketResponse,
+    call_id: str,
+    after: int | None,
+    epoch: str | None,
+    gate: FrameGate,
+) -> None:
     metrics = request.app[METRICS]
+    settings = request.app[SETTINGS]
     conn = Connection(request, ws, call_id, request.app[HUB], metrics, settings.send_queue)
     request.app[SOCKETS].add(ws)
     metrics.sockets.inc()
     try:
         await conn.start(after, epoch)
         async for msg in ws:
-            if msg.type is WSMsgType.TEXT:
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                if ws.close_code == WSCloseCode.MESSAGE_TOO_BIG:  # aiohttp closed it: 1009
+                    metrics.rejections.labels("frame_too_large").inc()
+                continue
+            refusal = gate.check()
+            if refusal is None:
                 await handle_client_frame(conn, msg.data)
+                continue
+            metrics.rejections.labels(refusal.code).inc()
+            if refusal.close:
+                log.info("closing a socket: %s", refusal.detail, extra={"call_id": call_id})
+                await conn.close(WSCloseCode.POLICY_VIOLATION, refusal.detail)
+                break
+            await conn.send(error_frame(refusal.code, refusal.detail, msg.data))
     finally:
         metrics.sockets.dec()
         request.app[SOCKETS].discard(ws)
         await conn.stop()
-    return ws
 
 
-async def handle_client_frame(conn: Connection, data: str) -> None:
-    await conn.send(
-        orjson.dumps(
-            {
-                "type": "error",
-                "error": {
-                    "code": "unsupported_frame",
-                    "detail": "this server takes no client frames",
-                },
-            }
-        )
-    )
+async def handle_client_frame(conn: Connection, data: str | bytes) -> None:
+    await conn.send(error_frame("unsupported_frame", "this server takes no client frames", data))
+
+
+def error_frame(code: str, detail: str, data: str | bytes | None = None) -> bytes:
+    """The ``error`` frame for a refused client frame, naming its client_msg_id if it has one."""
+    frame: dict[str, Any] = {"type": "error", "error": {"code": code, "detail": detail}}
+    try:
+        client_msg_id = orjson.loads(data).get("client_msg_id") if data else None
+    except (orjson.JSONDecodeError, AttributeError):
+        client_msg_id = None
+    if isinstance(client_msg_id, str):
+        frame["client_msg_id"] = client_msg_id
+    return orjson.dumps(frame)
 
 
 async def widget_schema(request: web.Request) -> web.Response:

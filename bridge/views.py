@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import TypeAdapter, ValidationError
 
@@ -156,7 +156,7 @@ async def _serve_socket(
         await conn.start(after, epoch)
         async for msg in ws:
             if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-                if ws.close_code == WSCloseCode.MESSAGE_TOO_BIG:  # aiohttp closed it: 1009
+                if msg.type is WSMsgType.ERROR and _too_big(msg.data):  # aiohttp sent 1009
                     metrics.rejections.labels("frame_too_large").inc()
                 continue
             refusal = gate.check()
@@ -173,6 +173,10 @@ async def _serve_socket(
         metrics.sockets.dec()
         request.app[SOCKETS].discard(ws)
         await conn.stop()
+
+
+def _too_big(error: object) -> bool:
+    return isinstance(error, WebSocketError) and error.code == WSCloseCode.MESSAGE_TOO_BIG
 
 
 async def handle_client_frame(conn: Connection, data: str | bytes) -> None:

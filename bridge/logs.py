@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 
@@ -27,8 +28,28 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class RedactTokens(logging.Filter):
+    """Widget tokens travel in the socket URL (``?token=``), which access logs print:
+    a log reader must not be able to join the session with one."""
+
+    PATTERN = re.compile(r"([?&]token=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = self._redact(message), None
+        for key, value in record.__dict__.items():  # extra= fields (the access log has some)
+            if key not in _STANDARD and isinstance(value, str) and "token=" in value:
+                setattr(record, key, self._redact(value))
+        return True
+
+    def _redact(self, text: str) -> str:
+        return self.PATTERN.sub(r"\1[redacted]", text)
+
+
 def setup(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactTokens())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -12,6 +12,7 @@ secret signs, every listed secret verifies.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -37,7 +38,9 @@ def _serializer(secrets: Sequence[bytes | str]) -> URLSafeSerializer:
     if not keys:
         raise ValueError("no widget secret: set BRIDGE_WIDGET_SECRET")
     # itsdangerous signs with the LAST key; our setting lists the signing secret first.
-    return URLSafeSerializer(list(reversed(keys)), salt=SALT)
+    return URLSafeSerializer(
+        list(reversed(keys)), salt=SALT, signer_kwargs={"digest_method": hashlib.sha256}
+    )
 
 
 def _configured_secrets() -> list[bytes]:

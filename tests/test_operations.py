@@ -135,10 +135,18 @@ async def test_json_logs_are_one_object_per_line_with_call_id(
             assert resp.status == 200
         async with http.get(f"{url}/ws/refused-call") as resp:
             assert resp.status == 401
-    records: list[dict[str, Any]] = [orjson.loads(line) for line in await bridge.stop()]
+        token = cli_token("joined-call").stdout.strip()
+        ws = await http.ws_connect(f"{url}/ws/joined-call?after=0&token={token}")
+        await until_ready(ws)
+        await ws.close()
+    lines = await bridge.stop()
+    records: list[dict[str, Any]] = [orjson.loads(line) for line in lines]
     assert all({"ts", "level", "logger", "message"} <= r.keys() for r in records)
     by_call = {r.get("call_id"): r for r in records if r.get("call_id")}
     assert by_call["logged-call"]["level"] == "warning"
     assert "call.end" in by_call["logged-call"]["message"]
     assert by_call["refused-call"]["message"] == "refused /ws/refused-call: token_missing"
     assert any("BRIDGE_SIGNING_SECRET is not set" in r["message"] for r in records)
+    access = [r["message"] for r in records if r["logger"] == "aiohttp.access"]
+    assert any("/ws/joined-call?after=0&token=[redacted]" in line for line in access), access
+    assert not any(token in line for line in lines), "a log line shows a usable token"

@@ -223,3 +223,48 @@ class Envelope(Model):
     @classmethod
     def of(cls, callback: Callback) -> Envelope:
         return cls(channel=callback.channel, channel_id=callback.channel_id, user=callback.user)
+
+
+# -- the other direction: what the person says, forwarded to the vendor -------------------
+
+
+class UserText(Model):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ReplyPick(Model):
+    """WhatsApp's ``button_reply`` / ``list_reply``: which option the person picked."""
+
+    id: str
+    title: str
+    description: str | None = None
+
+
+class PickedInteractive(Model):
+    type: Literal["button_reply", "list_reply"]
+    button_reply: ReplyPick | None = None
+    list_reply: ReplyPick | None = None
+
+
+class UserInteractive(Model):
+    type: Literal["interactive"] = "interactive"
+    interactive: PickedInteractive
+
+
+class UserMessage(Model):
+    msg_id: str = Field(description="the same on every retry, so the receiver can de-duplicate")
+    sender_type: Literal["user"] = "user"
+    timestamp: int
+    content: UserText | UserInteractive
+
+
+class UpstreamRequest(Model):
+    """The body POSTed to ``BRIDGE_UPSTREAM_URL``: the callback envelope, mirrored."""
+
+    event: str = MESSAGE_SEND
+    call_id: str
+    channel: str
+    channel_id: str
+    user: User
+    messages: list[UserMessage]

@@ -7,14 +7,16 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import WSCloseCode, web
 
-from bridge import security, views
+from bridge import demo_bot, security, views
 from bridge.config import Settings
 from bridge.hub import Hub, MemoryHub
-from bridge.keys import HUB, METRICS, SETTINGS, SLOTS, SOCKETS
+from bridge.keys import BACKGROUND, FORWARDER, HTTP, HUB, METRICS, SETTINGS, SLOTS, SOCKETS
 from bridge.limits import SocketSlots
 from bridge.metrics import Metrics
+from bridge.upstream import Forwarder
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +30,14 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[METRICS] = Metrics()
     app[SOCKETS] = set()
     app[SLOTS] = SocketSlots(settings.max_sockets, settings.max_sockets_per_call)
+    app[BACKGROUND] = set()
     security.setup(app)
     app.cleanup_ctx.append(_hub)
+    app.cleanup_ctx.append(_forwarder)
     app.on_shutdown.append(_close_sockets)
     views.setup_routes(app)
+    if not settings.upstream_url:
+        app.router.add_post("/demo/bot", demo_bot.inbound)
     return app
 
 
@@ -56,6 +62,21 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
     await hub.close()
+
+
+async def _forwarder(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if not settings.upstream_url:
+        log.warning("BRIDGE_UPSTREAM_URL is not set: the built-in demo bot answers people")
+    async with aiohttp.ClientSession() as http:
+        app[HTTP] = http
+        app[FORWARDER] = Forwarder(settings, app[HUB], app[METRICS], http)
+        yield
+        await app[FORWARDER].close()
+        tasks = app[BACKGROUND]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _sweep(app: web.Application) -> None:

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     upstream_timeout: float = Field(10.0, gt=0)
     upstream_attempts: int = Field(6, ge=1)
     upstream_max_seconds: float = Field(60.0, gt=0)
+    upstream_backoff: float = Field(0.5, gt=0, description="first retry delay, doubled each time")
 
     log_level: str = "INFO"
     log_format: str = Field("text", pattern="^(text|json)$")

@@ -14,14 +14,10 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
-
-import orjson
 
 from bridge.airudder import Envelope
+from bridge.frames import DeliveryStatus, ReadyFrame, StatusFrame
 from bridge.widget import ReplyTo, WidgetMessage, encode
-
-DeliveryStatus = Literal["sending", "sent", "failed"]
 
 
 class Refused(Exception):
@@ -48,14 +44,9 @@ class Replay:
     recovered: bool
 
     def ready_frame(self) -> bytes:
-        return orjson.dumps(
-            {
-                "type": "ready",
-                "last_seq": self.last_seq,
-                "epoch": self.epoch,
-                "recovered": self.recovered,
-            }
-        )
+        return ReadyFrame(
+            last_seq=self.last_seq, epoch=self.epoch, recovered=self.recovered
+        ).encode()
 
 
 class Outbox:
@@ -74,13 +65,6 @@ class Outbox:
         except asyncio.QueueFull:
             self.overflowed = True
             self._on_overflow()
-
-
-def status_frame(seq: int, status: DeliveryStatus, detail: str | None = None) -> bytes:
-    frame: dict[str, object] = {"type": "status", "seq": seq, "status": status}
-    if detail:
-        frame["detail"] = detail
-    return orjson.dumps(frame)
 
 
 class Hub(ABC):
@@ -265,7 +249,7 @@ class MemoryHub(Hub):
         self, call_id: str, seq: int, status: DeliveryStatus, detail: str | None = None
     ) -> None:
         session = self._session(call_id)
-        frame = status_frame(seq, status, detail)
+        frame = StatusFrame(seq=seq, status=status, detail=detail).encode()
         session.statuses[seq] = frame
         for outbox in session.outboxes:
             outbox.push(None, frame)

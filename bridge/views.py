@@ -11,10 +11,11 @@ from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import TypeAdapter, ValidationError
 
-from bridge import airudder, security, widget
+from bridge import airudder, demo_bot, frames, security, widget
+from bridge.conversation import Conversation
 from bridge.errors import HandshakeRefused
 from bridge.hub import StoreUnavailable
-from bridge.keys import HUB, METRICS, SETTINGS, SLOTS, SOCKETS
+from bridge.keys import FORWARDER, HUB, METRICS, SETTINGS, SLOTS, SOCKETS
 from bridge.limits import FrameGate
 from bridge.sockets import Connection
 
@@ -152,6 +153,9 @@ async def _serve_socket(
     conn = Connection(request, ws, call_id, request.app[HUB], metrics, settings.send_queue)
     request.app[SOCKETS].add(ws)
     metrics.sockets.inc()
+    person = Conversation(
+        conn, request.app[HUB], request.app[FORWARDER], settings, demo_bot.origin_of(request)
+    )
     try:
         await conn.start(after, epoch)
         async for msg in ws:
@@ -160,15 +164,19 @@ async def _serve_socket(
                     metrics.rejections.labels("frame_too_large").inc()
                 continue
             refusal = gate.check()
-            if refusal is None:
-                await handle_client_frame(conn, msg.data)
-                continue
-            metrics.rejections.labels(refusal.code).inc()
-            if refusal.close:
-                log.info("closing a socket: %s", refusal.detail, extra={"call_id": call_id})
-                await conn.close(WSCloseCode.POLICY_VIOLATION, refusal.detail)
-                break
-            await conn.send(error_frame(refusal.code, refusal.detail, msg.data))
+            if refusal is not None:
+                metrics.rejections.labels(refusal.code).inc()
+                if refusal.close:
+                    log.info("closing a socket: %s", refusal.detail, extra={"call_id": call_id})
+                    await conn.close(WSCloseCode.POLICY_VIOLATION, refusal.detail)
+                    break
+                await conn.send(
+                    frames.error(refusal.code, refusal.detail, _client_msg_id(msg.data))
+                )
+            elif msg.type is WSMsgType.TEXT:
+                await person.receive(msg.data)
+            else:
+                await conn.send(frames.error("invalid_frame", "frames are JSON text"))
     finally:
         metrics.sockets.dec()
         request.app[SOCKETS].discard(ws)
@@ -179,20 +187,13 @@ def _too_big(error: object) -> bool:
     return isinstance(error, WebSocketError) and error.code == WSCloseCode.MESSAGE_TOO_BIG
 
 
-async def handle_client_frame(conn: Connection, data: str | bytes) -> None:
-    await conn.send(error_frame("unsupported_frame", "this server takes no client frames", data))
-
-
-def error_frame(code: str, detail: str, data: str | bytes | None = None) -> bytes:
-    """The ``error`` frame for a refused client frame, naming its client_msg_id if it has one."""
-    frame: dict[str, Any] = {"type": "error", "error": {"code": code, "detail": detail}}
+def _client_msg_id(data: str | bytes) -> str | None:
+    """The client_msg_id of a frame refused unread, so the widget knows which one it was."""
     try:
-        client_msg_id = orjson.loads(data).get("client_msg_id") if data else None
+        value = orjson.loads(data).get("client_msg_id")
     except (orjson.JSONDecodeError, AttributeError):
-        client_msg_id = None
-    if isinstance(client_msg_id, str):
-        frame["client_msg_id"] = client_msg_id
-    return orjson.dumps(frame)
+        return None
+    return value if isinstance(value, str) else None
 
 
 async def widget_schema(request: web.Request) -> web.Response:

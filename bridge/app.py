@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import WSCloseCode, web
 
-from bridge import demo_bot, security, views
+from bridge import demo_bot, pages, security, views
 from bridge.config import Settings
 from bridge.hub import Hub, MemoryHub
 from bridge.keys import BACKGROUND, FORWARDER, HTTP, HUB, METRICS, SETTINGS, SLOTS, SOCKETS
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(_forwarder)
     app.on_shutdown.append(_close_sockets)
     views.setup_routes(app)
+    pages.setup(app)
     if not settings.upstream_url:
         app.router.add_post("/demo/bot", demo_bot.inbound)
     return app

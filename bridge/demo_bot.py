@@ -72,21 +72,28 @@ async def inbound(request: web.Request) -> web.Response:
 
 
 async def _reply(app: web.Application, origin: str, callback: dict[str, Any]) -> None:
+    await asyncio.sleep(0.3)  # a bot takes a moment; the person sees their message first
+    try:
+        status, _ = await post_callback(app, origin, callback)
+        if status != 200:
+            log.warning("demo bot reply refused: HTTP %s", status)
+    except aiohttp.ClientError as exc:
+        log.warning("demo bot could not reply: %s", exc)
+
+
+async def post_callback(
+    app: web.Application, origin: str, callback: dict[str, Any]
+) -> tuple[int, Any]:
+    """POST ``callback`` to this server's own webhook as the vendor would: over HTTP, signed
+    with the first configured secret. Returns the status and the decoded JSON answer."""
     settings = app[SETTINGS]
     body = orjson.dumps(callback)
     headers = {"Content-Type": "application/json"}
     keys = settings.signing_secrets()
     if keys:
         headers["X-AIRudder-Sign"] = airudder.sign(body, keys[0], settings.signing_scheme)
-    await asyncio.sleep(0.3)  # a bot takes a moment; the person sees their message first
-    try:
-        async with app[HTTP].post(
-            f"{origin}/webhooks/airudder", data=body, headers=headers
-        ) as resp:
-            if resp.status != 200:
-                log.warning("demo bot reply refused: HTTP %s", resp.status)
-    except aiohttp.ClientError as exc:
-        log.warning("demo bot could not reply: %s", exc)
+    async with app[HTTP].post(f"{origin}/webhooks/airudder", data=body, headers=headers) as resp:
+        return resp.status, await resp.json(content_type=None)
 
 
 def origin_of(request: web.Request) -> str:

@@ -59,8 +59,10 @@ def admit(request: web.Request, call_id: str) -> int | None:
 def content_security_policy(settings: Settings) -> str:
     """No inline script anywhere; media may come from any http(s) URL because the bot's
     images, videos and audio live on the vendor's hosts; the full-page chat may be framed
-    only by the allowed origins (by the bridge's own pages when none are listed)."""
-    ancestors = " ".join(["'self'", *sorted(settings.origins())])
+    only by the allowed origins (by any site when none are listed: development, as for
+    sockets and widget assets)."""
+    allowed = settings.origins()
+    ancestors = " ".join(["'self'", *sorted(allowed)]) if allowed else "*"
     return "; ".join(
         [
             "default-src 'self'",

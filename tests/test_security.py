@@ -5,17 +5,15 @@ from __future__ import annotations
 import base64
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from aiohttp import WSCloseCode, WSMsgType, WSServerHandshakeError, web
+from aiohttp import WSCloseCode, WSMsgType, WSServerHandshakeError
 from aiohttp.test_utils import TestClient
 from pydantic import ValidationError
 
 from bridge import samples, tokens
-from bridge.app import create_app
 from bridge.config import Settings
 from bridge.limits import FrameGate
 from tests.conftest import MakeClient
@@ -200,46 +198,35 @@ async def test_socket_from_a_site_not_allowed_is_refused(make_client: MakeClient
     assert [m["text"] for m in replayed] == ["secret-text"]
 
 
-def _with_page_and_asset(settings: Settings, assets: Path) -> web.Application:
-    """The app plus an HTML page and a /static/ asset, as the widget's routes serve them."""
-    (assets / "widget.js").write_text("console.log('widget')")
-    app = create_app(settings)
-
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(text="<!doctype html><title>t</title>", content_type="text/html")
-
-    app.router.add_get("/page", page)
-    app.router.add_static("/static/", assets)
-    return app
-
-
-async def test_pages_carry_csp_and_assets_carry_cors(aiohttp_client: Any, tmp_path: Path) -> None:
-    settings = Settings(allowed_origins="https://shop.example")
-    client = await aiohttp_client(_with_page_and_asset(settings, tmp_path))
-    resp = await client.get("/page")
-    csp = resp.headers["Content-Security-Policy"]
-    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
-    assert directives["script-src"] == "'self'", "no inline script"
-    assert directives["frame-ancestors"] == "'self' https://shop.example"
-    assert resp.headers["X-Content-Type-Options"] == "nosniff"
-    assert resp.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+async def test_pages_carry_csp_and_assets_carry_cors(make_client: MakeClient) -> None:
+    client = await make_client(allowed_origins="https://shop.example")
+    for page in ("/chat/abc", "/demo?call_id=abc"):
+        resp = await client.get(page)
+        assert resp.status == 200 and resp.content_type == "text/html"
+        csp = resp.headers["Content-Security-Policy"]
+        directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+        assert directives["script-src"] == "'self'", "no inline script"
+        assert directives["frame-ancestors"] == "'self' https://shop.example"
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        assert resp.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
     assert "Content-Security-Policy" not in (await client.get("/healthz")).headers
 
     resp = await client.get("/static/widget.js", headers={"Origin": "https://shop.example"})
+    assert resp.status == 200
     assert resp.headers["Access-Control-Allow-Origin"] == "https://shop.example"
     assert resp.headers["Vary"] == "Origin"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
     resp = await client.get("/static/widget.js", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in resp.headers
 
 
-async def test_without_allowed_origins_assets_are_open_and_pages_frame_only_themselves(
-    aiohttp_client: Any, tmp_path: Path
+async def test_without_allowed_origins_assets_and_pages_are_open_to_any_site(
+    client: Client,
 ) -> None:
-    client = await aiohttp_client(_with_page_and_asset(Settings(), tmp_path))
-    resp = await client.get("/static/widget.js", headers={"Origin": "https://any.example"})
+    resp = await client.get("/static/widget.css", headers={"Origin": "https://any.example"})
     assert resp.headers["Access-Control-Allow-Origin"] == "*"
-    csp = (await client.get("/page")).headers["Content-Security-Policy"]
-    assert "frame-ancestors 'self'" in csp
+    csp = (await client.get("/chat/abc")).headers["Content-Security-Policy"]
+    assert "frame-ancestors *" in csp
 
 
 # --- limits ----------------------------------------------------------------------------

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     # Comma-separated origins (https://shop.example) whose pages may open sockets and
     # embed the widget; empty = any origin (development only).
     allowed_origins: str = ""
+    # /demo and /demo/send, which post (signed) sample callbacks to ANY call_id for anyone
+    # who asks. Unset: on only in development (no signing or widget secret set).
+    demo: bool | None = None
 
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     history_limit: int = Field(500, ge=1, description="messages kept per call_id")
@@ -84,6 +87,11 @@ class Settings(BaseSettings):
 
     def widget_secrets(self) -> list[bytes]:
         return _split(self.widget_secret)
+
+    def demo_enabled(self) -> bool:
+        if self.demo is not None:
+            return self.demo
+        return not (self.signing_secrets() or self.widget_secrets())
 
     def origins(self) -> frozenset[str]:
         return frozenset(

@@ -37,8 +37,9 @@ def setup(app: web.Application) -> None:
     )
     app.router.add_static("/static/", settings.static_dir, name="static")
     app.router.add_get("/chat/{call_id}", chat_page)
-    app.router.add_get("/demo", demo_page)
-    app.router.add_post("/demo/send", demo_send)
+    if settings.demo_enabled():  # it signs what anyone asks: not for production
+        app.router.add_get("/demo", demo_page)
+        app.router.add_post("/demo/send", demo_send)
 
 
 def _page(template: str, request: web.Request, context: dict[str, Any]) -> web.Response:

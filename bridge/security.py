@@ -110,6 +110,8 @@ async def _warn_when_open(app: web.Application) -> None:
         )
     if not app[SETTINGS].origins():
         log.warning("BRIDGE_ALLOWED_ORIGINS is empty: pages on any site may open sockets")
+    if app[SETTINGS].demo_enabled() and app[SETTINGS].signing_secrets():
+        log.warning("BRIDGE_DEMO is on: anyone can have sample callbacks signed and posted")
 
 
 def setup(app: web.Application) -> None:

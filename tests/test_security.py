@@ -229,6 +229,23 @@ async def test_without_allowed_origins_assets_and_pages_are_open_to_any_site(
     assert "frame-ancestors *" in csp
 
 
+@pytest.mark.parametrize(
+    "settings", [{"signing_secret": "s"}, {"widget_secret": SECRET}, {"demo": False}]
+)
+async def test_demo_is_off_once_a_secret_is_set(
+    make_client: MakeClient, settings: dict[str, Any]
+) -> None:
+    client = await make_client(**settings)
+    assert (await client.get("/demo?call_id=abc")).status == 404
+    resp = await client.post("/demo/send", json={"call_id": "victim", "sample": "list"})
+    assert resp.status in (404, 405)
+    ws_token = tokens.mint("victim", 60, secret=SECRET)
+    ws = await client.ws_connect(f"/ws/victim?token={ws_token}")
+    replayed, _ = await until_ready(ws)
+    assert replayed == [], "nothing was posted into the session"
+    assert (await client.get("/chat/abc")).status == 200, "the chat page stays"
+
+
 # --- limits ----------------------------------------------------------------------------
 
 

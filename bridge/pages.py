@@ -27,7 +27,6 @@ LOCAL_IMAGE = "/static/demo/sample.svg"
 SAMPLES = (*samples.KINDS, "image_local", "all")
 
 
-
 def setup(app: web.Application) -> None:
     settings = app[SETTINGS]
     aiohttp_jinja2.setup(

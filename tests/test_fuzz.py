@@ -26,7 +26,7 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bridge import samples, widget
+from bridge import samples, tokens, widget
 from bridge.app import create_app
 from bridge.config import Settings
 from bridge.hub import MemoryHub
@@ -497,3 +497,29 @@ def test_client_frames(harness: Harness) -> None:
     finally:
         harness.run(fuzzer.close())
     assert harness.frames - start >= 1000
+
+
+# --- widget tokens -------------------------------------------------------------------
+
+TOKEN_SECRET = "fuzz-widget-secret"
+VALID_TOKEN = tokens.mint("fz-token", 600, secret=TOKEN_SECRET)
+
+
+@settings(FUZZ, max_examples=500)
+@given(
+    st.text(max_size=300)
+    | st.builds(
+        lambda at, junk: VALID_TOKEN[:at] + junk + VALID_TOKEN[at + len(junk) :],
+        st.integers(0, len(VALID_TOKEN)),
+        st.text(min_size=1, max_size=4),
+    )
+)
+def test_any_other_token_is_refused_with_a_reason(token: str) -> None:
+    """Garbage and edits of a valid token: a TokenError, never another exception. (An edit
+    of base64's unused low bits decodes to the very same token: that one may pass.)"""
+    try:
+        expires = tokens.verify(token, "fz-token", secret=TOKEN_SECRET)
+    except tokens.TokenError as exc:
+        assert exc.code in {"token_missing", "token_invalid"}
+    else:
+        assert expires == tokens.verify(VALID_TOKEN, "fz-token", secret=TOKEN_SECRET)

@@ -58,6 +58,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, exc.reason.lower().replace(" ", "_"))
+        request.app[METRICS].rejections.labels(code).inc()
         return json_error(exc.status, code, exc.text or exc.reason)
     except HandshakeRefused as exc:
         request.app[METRICS].rejections.labels(exc.code).inc()

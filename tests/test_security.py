@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import io
 import os
 import time
 from typing import Any
 
 import orjson
 import pytest
-from aiohttp import WSCloseCode, WSMsgType, WSServerHandshakeError
+from aiohttp import WSCloseCode, WSMsgType, WSServerHandshakeError, web
 from aiohttp.test_utils import TestClient
 from pydantic import ValidationError
 
@@ -371,6 +372,7 @@ async def test_metrics_move_as_a_session_is_used(make_client: MakeClient) -> Non
     await post(client, texts("m", "live-1", "live-2"))
     await messages(ws, 2)
     await post(client, b"{broken")
+    await client.post("/webhooks/airudder", data=io.BytesIO(b"x" * (1024 * 1024 + 100)))
     await post(client, samples.callback("m", samples.text_message("x", "y"), event="other"))
     await handshake(client, "/ws/m")
     later = await client.ws_connect(f"/ws/m?token={token}")
@@ -380,6 +382,7 @@ async def test_metrics_move_as_a_session_is_used(make_client: MakeClient) -> Non
         'bridge_callbacks_total{event="message.send",outcome="stored"}': 1,
         'bridge_callbacks_total{event="other",outcome="ignored"}': 1,
         'bridge_rejections_total{reason="invalid_json"}': 1,
+        'bridge_rejections_total{reason="body_too_large"}': 1,
         'bridge_rejections_total{reason="token_missing"}': 1,
         "bridge_messages_delivered_total": 4,
         "bridge_callback_to_socket_seconds_count": 2,  # live deliveries; replays are not timed
@@ -393,3 +396,28 @@ async def test_metrics_move_as_a_session_is_used(make_client: MakeClient) -> Non
             break
     else:
         raise AssertionError("open sockets never went back to 0")
+
+
+async def test_upstream_forwards_are_counted_by_outcome(
+    make_client: MakeClient, aiohttp_server: Any
+) -> None:
+    answers = [200, 422]  # the vendor takes the first message and refuses the second
+
+    async def vendor(request: web.Request) -> web.Response:
+        return web.json_response({}, status=answers.pop(0))
+
+    upstream = web.Application()
+    upstream.router.add_post("/", vendor)
+    server = await aiohttp_server(upstream)
+    client = await make_client(upstream_url=str(server.make_url("/")))
+    ws = await client.ws_connect("/ws/fw")
+    await until_ready(ws)
+    statuses = []
+    for i in range(2):
+        await ws.send_json({"type": "send", "client_msg_id": f"fw-msg-{i}", "text": "hi"})
+        while (got := await frame(ws))["type"] != "status" or got["status"] == "sending":
+            pass
+        statuses.append(got["status"])
+    assert statuses == ["sent", "failed"]
+    assert await metric(client, 'bridge_upstream_forwards_total{outcome="sent"}') == 1
+    assert await metric(client, 'bridge_upstream_forwards_total{outcome="failed"}') == 1

@@ -270,6 +270,9 @@ def test_floating_widget_on_a_host_page(page: Page, bridge: Bridge, host_site: H
     page.reload()  # what was read stays read; only "three" is new
     expect(page.locator("airudder-chat .badge")).to_have_text("1")
     assert page.evaluate(STYLE_PROBE) == before
+    page.evaluate("AIRudderChat.open()")
+    expect(chat.get_by_text("three", exact=True)).to_be_visible()
+    expect(page.locator("airudder-chat .badge")).to_be_hidden()
 
 
 def test_phone_width_has_no_horizontal_scroll(new_page: Callable[[], Page], bridge: Bridge) -> None:
@@ -366,3 +369,46 @@ def test_full_page_chat_works_inside_an_iframe(
     chat.get_by_role("button", name="女").click()
     expect(chat.locator(".row-msg.from-user .text")).to_have_text("女")
     expect(chat.get_by_role("button", name="男")).to_be_disabled()
+
+
+CONTRAST_PROBE = """host => {
+    const rgb = c => c.match(/[\\d.]+/g).map(Number);
+    const channel = v => (v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    const lum = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+    const background = el => {  // the nearest painted background, across the shadow boundary
+        for (let e = el; e; e = e.parentElement || e.getRootNode().host) {
+            const c = rgb(getComputedStyle(e).backgroundColor);
+            if (c.length < 4 || c[3] > 0) return c;
+        }
+        return [255, 255, 255];
+    };
+    const failures = [];
+    for (const el of host.shadowRoot.querySelectorAll("*")) {
+        const ownText = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+        if (!ownText || !el.checkVisibility() || el.closest(".sr-only, :disabled")) continue;
+        const style = getComputedStyle(el);
+        const [a, b] = [lum(rgb(style.color)), lum(background(el))];
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        const size = parseFloat(style.fontSize);
+        const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+        if (ratio < (large ? 3 : 4.5)) failures.push([el.className, el.textContent, ratio]);
+    }
+    return failures;
+}"""
+
+
+def test_text_contrast_passes_wcag_aa(page: Page, bridge: Bridge) -> None:
+    call_id = new_call_id()
+    chat = open_chat(page, bridge, call_id)
+    bridge.callback(seed(call_id, {k: CLOSED_PORT_URL for k in ("image", "video", "audio")}))
+    chat.get_by_role("button", name="女").click()
+    box = chat.get_by_role("textbox", name="Message")
+    box.fill("hello https://example.com/x")
+    box.press("Enter")
+    expect(chat.locator(".delivery-sent")).to_have_count(2)
+    expect(chat.get_by_text("The audio could not be loaded.")).to_be_visible()
+    expect(chat.locator(".divider").first).to_be_visible()
+    assert chat.evaluate(CONTRAST_PROBE) == []
+    chat.get_by_role("button", name="请选择").click()
+    expect(chat.get_by_role("dialog")).to_be_visible()
+    assert chat.evaluate(CONTRAST_PROBE) == []

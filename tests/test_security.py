@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import os
@@ -264,6 +265,7 @@ async def test_sockets_per_call_id_are_bounded(make_client: MakeClient) -> None:
     for _ in range(100):  # the server releases the slot once it sees the close
         if (await handshake(client, "/ws/crowd"))[0] == 101:
             break
+        await asyncio.sleep(0.02)
     else:
         raise AssertionError("the closed socket's slot was never released")
     assert not tabs[1].closed
@@ -394,6 +396,7 @@ async def test_metrics_move_as_a_session_is_used(make_client: MakeClient) -> Non
     for _ in range(100):
         if await metric(client, "bridge_open_sockets") == 0:
             break
+        await asyncio.sleep(0.02)
     else:
         raise AssertionError("open sockets never went back to 0")
 

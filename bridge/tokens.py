@@ -19,6 +19,8 @@ from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from bridge.config import Settings
+
 # Separates these signatures from any other use of the same secret.
 SALT = "airudder-bridge.widget-token"
 MAX_TTL = 366 * 24 * 3600
@@ -41,12 +43,6 @@ def _serializer(secrets: Sequence[bytes | str]) -> URLSafeSerializer:
     return URLSafeSerializer(
         list(reversed(keys)), salt=SALT, signer_kwargs={"digest_method": hashlib.sha256}
     )
-
-
-def _configured_secrets() -> list[bytes]:
-    from bridge.config import Settings  # only the convenience form reads the environment
-
-    return Settings().widget_secrets()
 
 
 def mint(
@@ -98,8 +94,8 @@ def verify(
 
 
 def _secret_list(secret: bytes | str | Sequence[bytes | str] | None) -> list[bytes | str]:
-    if secret is None:
-        return list(_configured_secrets())
+    if secret is None:  # the convenience form: BRIDGE_WIDGET_SECRET from the environment
+        return list(Settings().widget_secrets())
     if isinstance(secret, bytes | str):
         return [secret]
     return list(secret)

@@ -59,17 +59,15 @@ class FrameGate:
         self,
         settings: Settings,
         token_expires: int | None,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.rate = settings.frames_per_second
         self.burst = float(settings.frame_burst)
         self.abuse_limit = settings.frame_abuse_limit
         self.token_expires = token_expires
-        self._clock = clock
-        self._wall_clock = wall_clock
+        self._clock = clock or time.monotonic
         self._tokens = self.burst
-        self._stamp = clock()
+        self._stamp = self._clock()
         self._refused = 0
 
     def check(self) -> Verdict | None:
@@ -87,7 +85,7 @@ class FrameGate:
                 "rate_limited", f"at most {self.rate:g} frames per second; this one was dropped"
             )
         self._tokens -= 1
-        if self.token_expires is not None and self._wall_clock() >= self.token_expires:
+        if self.token_expires is not None and time.time() >= self.token_expires:  # Unix s
             return Verdict(
                 "token_expired", "the widget token has expired: reconnect with a new token"
             )

@@ -7,6 +7,7 @@ import base64
 import io
 import os
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -15,7 +16,7 @@ from aiohttp import WSCloseCode, WSMsgType, WSServerHandshakeError, web
 from aiohttp.test_utils import TestClient
 from pydantic import ValidationError
 
-from bridge import samples, tokens
+from bridge import limits, samples, tokens
 from bridge.config import Settings
 from bridge.limits import FrameGate
 from tests.conftest import MakeClient
@@ -169,13 +170,26 @@ async def test_without_widget_secret_sockets_are_open(client: Client) -> None:
     assert ready["type"] == "ready"
 
 
-def test_frames_after_the_token_expired_are_refused() -> None:
-    wall = [1000.0]
-    gate = FrameGate(Settings(), token_expires=1010, wall_clock=lambda: wall[0])
-    assert gate.check() is None
-    wall[0] = 1010
-    verdict = gate.check()
-    assert verdict is not None and verdict.code == "token_expired" and not verdict.close
+async def test_frames_after_the_token_expired_are_refused_but_reading_goes_on(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [time.time()]  # the server's clock for frames, moved by the test
+    monkeypatch.setattr(
+        limits, "time", SimpleNamespace(time=lambda: now[0], monotonic=time.monotonic)
+    )
+    client = await make_client(widget_secret=SECRET)
+    ws = await client.ws_connect(f"/ws/exp?token={tokens.mint('exp', 60, secret=SECRET)}")
+    await until_ready(ws)
+    await ws.send_json({"type": "send", "client_msg_id": "before-expiry", "text": "hi"})
+    assert (await frame(ws))["type"] == "ack"
+    now[0] += 61
+    await ws.send_json({"type": "send", "client_msg_id": "after-expiry", "text": "hi"})
+    while (got := await frame(ws))["type"] != "error":
+        assert got["type"] in ("message", "status")  # of the first send
+    assert got["client_msg_id"] == "after-expiry"
+    assert got["error"]["code"] == "token_expired"
+    await post(client, texts("exp", "still-delivered"))
+    assert [m["text"] for m in await messages(ws, 1)] == ["still-delivered"]
 
 
 # --- origins, headers, CORS ------------------------------------------------------------

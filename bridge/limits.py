@@ -85,7 +85,7 @@ class FrameGate:
                 "rate_limited", f"at most {self.rate:g} frames per second; this one was dropped"
             )
         self._tokens -= 1
-        if self.token_expires is not None and time.time() >= self.token_expires:  # Unix s
+        if self.token_expires is not None and time.time() >= self.token_expires:
             return Verdict(
                 "token_expired", "the widget token has expired: reconnect with a new token"
             )

@@ -55,4 +55,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def serve(settings: Settings) -> None:
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=print)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=print,
+        access_log_class=logs.AccessLogger,
+    )

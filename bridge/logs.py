@@ -8,6 +8,8 @@ import sys
 import time
 
 import orjson
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
@@ -55,3 +57,20 @@ def setup(level: str, fmt: str) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request, with the route's ``call_id`` as a field of its own (for
+    ``/ws/{call_id}`` and ``/chat/{call_id}``) so a session's requests can be found."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        match_info = getattr(request, "match_info", {})
+        self.logger.info(
+            '%s "%s %s" %s %.3fs',
+            request.remote,
+            request.method,
+            request.path_qs,
+            response.status,
+            time,
+            extra={"call_id": match_info.get("call_id"), "status": response.status},
+        )

@@ -41,6 +41,10 @@ class SocketSlots:
                 del self._by_call[call_id]
 
 
+# A client sending at exactly the rate refills 1/rate x rate = 0.999... tokens: not a refusal.
+FLOAT_SLACK = 1e-9
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What to do with a client frame that may not reach the handler."""
@@ -77,7 +81,7 @@ class FrameGate:
         self._stamp = now
         if self._tokens >= self.burst:
             self._refused = 0  # the client paused: it is not abusing
-        if self._tokens < 1:
+        if self._tokens < 1 - FLOAT_SLACK:
             self._refused += 1
             if self._refused >= self.abuse_limit:
                 return Verdict("rate_limited", "too many frames, closing", close=True)

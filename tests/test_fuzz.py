@@ -31,6 +31,7 @@ from bridge.app import create_app
 from bridge.config import Settings
 from bridge.hub import MemoryHub
 from bridge.keys import HUB
+from bridge.limits import FrameGate
 from tests.helpers import TIMEOUT
 
 T = TypeVar("T")
@@ -523,3 +524,39 @@ def test_any_other_token_is_refused_with_a_reason(token: str) -> None:
         assert exc.code in {"token_missing", "token_invalid"}
     else:
         assert expires == tokens.verify(VALID_TOKEN, "fz-token", secret=TOKEN_SECRET)
+
+
+# --- the frame rate limit --------------------------------------------------------------
+
+
+@settings(FUZZ, max_examples=300)
+@given(
+    st.lists(st.floats(0, 2, allow_nan=False), min_size=1, max_size=200),
+    st.floats(0.5, 20),
+    st.integers(1, 10),
+)
+def test_rate_limit_never_lets_more_through_than_burst_plus_rate(
+    gaps: list[float], rate: float, burst: int
+) -> None:
+    """Whatever the timing, any stretch of time admits at most burst + rate x its length."""
+    now = [0.0]
+    limit = Settings(frames_per_second=rate, frame_burst=burst, frame_abuse_limit=10**6)
+    gate = FrameGate(limit, None, clock=lambda: now[0])
+    admitted: list[float] = []
+    for gap in gaps:
+        now[0] += gap
+        if gate.check() is None:
+            admitted.append(now[0])
+    for i, start in enumerate(admitted):
+        for j in range(i, len(admitted)):
+            assert j - i + 1 <= burst + rate * (admitted[j] - start) + 1e-6
+
+
+@settings(FUZZ, max_examples=200)
+@given(st.lists(st.floats(0, 5, allow_nan=False), max_size=100), st.floats(0.5, 20))
+def test_a_client_within_the_rate_is_never_refused(extra: list[float], rate: float) -> None:
+    now = [0.0]
+    gate = FrameGate(Settings(frames_per_second=rate, frame_burst=1), None, clock=lambda: now[0])
+    for pause in extra:
+        now[0] += 1 / rate + pause
+        assert gate.check() is None

@@ -1,3 +1,5 @@
 from bridge.cli import main
 
-main()
+# Guarded: `serve --workers` starts processes that import this module again.
+if __name__ == "__main__":
+    main()

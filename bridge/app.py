@@ -46,23 +46,27 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if not settings.signing_secrets():
         log.warning("BRIDGE_SIGNING_SECRET is not set: callbacks are NOT verified (development)")
-    hub: Hub
-    if settings.redis_url:
-        from bridge.redis_hub import RedisHub  # only deployments on Redis need the client
-
-        hub = await RedisHub.connect(settings)
-    else:
-        memory = MemoryHub(settings.history_limit, settings.session_ttl, settings.max_sessions)
+    hub = app[HUB] = await open_hub(settings)
+    sweeper = None
+    if isinstance(hub, MemoryHub):
+        memory = hub
         app[METRICS].sessions.set_function(lambda: memory.session_count)  # read when scraped
-        hub = memory
-    app[HUB] = hub
-    sweeper = asyncio.create_task(_sweep(app)) if isinstance(hub, MemoryHub) else None
+        sweeper = asyncio.create_task(_sweep(app))
     yield
     if sweeper is not None:
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
     await hub.close()
+
+
+async def open_hub(settings: Settings) -> Hub:
+    """The session store the settings ask for: Redis when ``redis_url`` is set."""
+    if settings.redis_url:
+        from bridge.redis_hub import RedisHub  # only deployments on Redis need the client
+
+        return await RedisHub.connect(settings)
+    return MemoryHub(settings.history_limit, settings.session_ttl, settings.max_sessions)
 
 
 async def _forwarder(app: web.Application) -> AsyncIterator[None]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
 from aiohttp import web
 
-from bridge import logs, tokens
+from bridge import logs, tokens, workers
 from bridge.app import create_app
 from bridge.config import Settings
 
@@ -20,6 +21,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (BRIDGE_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (BRIDGE_PORT, 8080)")
     serve.add_argument("--redis-url", help="use Redis for sessions (BRIDGE_REDIS_URL)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="processes sharing the port; needs Redis (BRIDGE_WORKERS, 1)",
+    )
     token = commands.add_parser(
         "token", help="print a widget token for CALL_ID (signed with BRIDGE_WIDGET_SECRET)"
     )
@@ -48,17 +54,34 @@ def main(argv: list[str] | None = None) -> None:
     }
     settings = Settings(**overrides)
     logs.setup(settings.log_level, settings.log_format)
-    if args.command in (None, "serve"):
-        serve(settings)
-    else:  # pragma: no cover - argparse rejects unknown commands
+    if args.command not in (None, "serve"):  # pragma: no cover - argparse rejects these
         sys.exit(2)
+    if settings.workers == 1:
+        serve(settings)
+        return
+    refusal = workers.refusal(settings)
+    if refusal:
+        print(f"airudder-bridge: {refusal}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(workers.supervise(settings, worker))
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, reuse_port: bool = False) -> None:
     web.run_app(
         create_app(settings),
         host=settings.host,
         port=settings.port,
+        reuse_port=reuse_port,
         print=print,
         access_log_class=logs.AccessLogger,
     )
+
+
+def worker(settings: Settings) -> None:
+    """One of ``--workers N`` (runs in a spawned process)."""
+    # Out of the terminal's process group: Ctrl-C reaches the parent alone, which passes
+    # exactly one SIGTERM on (a second signal would interrupt the graceful shutdown).
+    os.setpgrp()
+    workers.die_with_parent()
+    logs.setup(settings.log_level, settings.log_format)
+    serve(settings, reuse_port=True)

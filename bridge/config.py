@@ -60,7 +60,11 @@ class Settings(BaseSettings):
         50, ge=1, description="rate-limited frames on one socket before it is closed (1008)"
     )
 
-    redis_url: str | None = None
+    redis_url: str | None = Field(None, description="sessions in Redis, shared by processes")
+    redis_timeout: float = Field(
+        5.0, gt=0, description="seconds a Redis call may take before the store counts as down"
+    )
+    workers: int = Field(1, ge=1, description="processes sharing the port (needs redis_url)")
 
     upstream_url: str | None = None
     upstream_timeout: float = Field(10.0, gt=0)

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from bridge import frames
 from bridge.config import Settings
-from bridge.hub import Hub, Refused
+from bridge.hub import Hub, Refused, StoreUnavailable
 from bridge.sockets import Connection
 from bridge.upstream import Forwarder
 from bridge.widget import ChoicesMessage, ReplyTo, TextMessage
@@ -44,6 +44,11 @@ class Conversation:
             seq = await self._record(frame)
         except Refused as refusal:
             await self._refuse(refusal.code, refusal.detail, client_msg_id)
+            return
+        except StoreUnavailable:  # the socket stays open: the person can send it again
+            await self.conn.send(
+                frames.error("store_unavailable", "messages cannot be stored now", client_msg_id)
+            )
             return
         await self.conn.send(frames.AckFrame(client_msg_id=frame.client_msg_id, seq=seq).encode())
         await self.forwarder.submit(self.conn.call_id, seq, self.origin)

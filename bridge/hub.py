@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from bridge.airudder import Envelope
 from bridge.frames import DeliveryStatus, ReadyFrame, StatusFrame
@@ -49,22 +50,34 @@ class Replay:
         ).encode()
 
 
-class Outbox:
-    """One socket's bounded queue of ``(seq, frame, enqueued_at)``."""
+StopReason = Literal["overflow", "reset"]
 
-    def __init__(self, maxsize: int, on_overflow: Callable[[], None]) -> None:
+
+class Outbox:
+    """One socket's bounded queue of ``(seq, frame, enqueued_at)``.
+
+    ``on_stop(reason)`` runs once when the socket must close so its browser re-syncs:
+    ``"overflow"`` (the queue is full) or ``"reset"`` (the store lost the history the
+    socket was showing, e.g. Redis restarted without persistence).
+    """
+
+    def __init__(self, maxsize: int, on_stop: Callable[[StopReason], None]) -> None:
         self.queue: asyncio.Queue[tuple[int | None, bytes, float]] = asyncio.Queue(maxsize)
-        self.overflowed = False
-        self._on_overflow = on_overflow
+        self.stopped = False
+        self._on_stop = on_stop
 
     def push(self, seq: int | None, frame: bytes) -> None:
-        if self.overflowed:
+        if self.stopped:
             return
         try:
             self.queue.put_nowait((seq, frame, time.perf_counter()))
         except asyncio.QueueFull:
-            self.overflowed = True
-            self._on_overflow()
+            self.stop("overflow")
+
+    def stop(self, reason: StopReason) -> None:
+        if not self.stopped:
+            self.stopped = True
+            self._on_stop(reason)
 
 
 class Hub(ABC):

@@ -9,12 +9,14 @@ import time
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bridge.hub import Frame, Hub, Outbox
+from bridge.hub import Frame, Hub, Outbox, Replay, StopReason, StoreUnavailable
 from bridge.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 2.0  # a stalled peer never reads our close frame; stop waiting for it
+STORE_DOWN = "the session store is unavailable, reconnect with after="
+HISTORY_CHANGED = "history changed, reconnect"
 
 
 class Connection:
@@ -32,7 +34,7 @@ class Connection:
         self.call_id = call_id
         self.hub = hub
         self.metrics = metrics
-        self.outbox = Outbox(queue_size, self._overflowed)
+        self.outbox = Outbox(queue_size, self._stopped)
         self.sent_seq = 0
         self.epoch = ""
         self._pump: asyncio.Task[None] | None = None
@@ -42,7 +44,9 @@ class Connection:
         """Subscribe first, then replay: a message stored in between is in both and the
         seq check in :meth:`_run` drops the second copy, so nothing is lost or doubled."""
         await self.hub.subscribe(self.call_id, self.outbox)
-        replay = await self.hub.replay(self.call_id, after, epoch)
+        replay = await self._replay(after, epoch)
+        if replay is None:
+            return
         self.epoch = replay.epoch
         self.sent_seq = replay.last_seq
         await self._send_all(replay.frames)
@@ -83,22 +87,36 @@ class Connection:
     async def _fill_gap(self, seq: int) -> bool:
         """A live frame skipped ahead (a store that fans out over the network can drop
         one): send the missing ones from history, or close so the client re-syncs."""
-        replay = await self.hub.replay(self.call_id, self.sent_seq, self.epoch)
+        replay = await self._replay(self.sent_seq, self.epoch)
+        if replay is None:
+            return False
         if not replay.recovered:
-            await self.close(WSCloseCode.TRY_AGAIN_LATER, "history changed, reconnect")
+            await self.close(WSCloseCode.TRY_AGAIN_LATER, HISTORY_CHANGED)
             return False
         await self._send_all([f for f in replay.frames if f[0] is not None and f[0] < seq])
         return True
 
-    def _overflowed(self) -> None:
+    async def _replay(self, after: int | None, epoch: str | None) -> Replay | None:
+        """The store's replay, or None after closing with 1013 when the store is down (the
+        browser retries with ``after=`` and catches up once it is back)."""
+        try:
+            return await self.hub.replay(self.call_id, after, epoch)
+        except StoreUnavailable:
+            await self.close(WSCloseCode.TRY_AGAIN_LATER, STORE_DOWN)
+            return None
+
+    def _stopped(self, reason: StopReason) -> None:
         """Called from fan-out, which must not wait: close in the background."""
-        self.metrics.overflows.inc()
-        log.info("send queue full, closing socket", extra={"call_id": self.call_id})
+        if reason == "overflow":
+            self.metrics.overflows.inc()
+            log.info("send queue full, closing socket", extra={"call_id": self.call_id})
+            message = "send queue overflow, reconnect with after="
+        else:
+            log.info("session reset in the store, closing socket", extra={"call_id": self.call_id})
+            message = HISTORY_CHANGED
         if self._pump is not None:
             self._pump.cancel()
-        self._closing = asyncio.create_task(
-            self.close(WSCloseCode.TRY_AGAIN_LATER, "send queue overflow, reconnect with after=")
-        )
+        self._closing = asyncio.create_task(self.close(WSCloseCode.TRY_AGAIN_LATER, message))
 
     async def close(self, code: int, message: str) -> None:
         try:

@@ -13,7 +13,7 @@ import aiohttp
 
 from bridge import airudder
 from bridge.config import Settings
-from bridge.hub import Hub, Refused
+from bridge.hub import Hub, Refused, StoreUnavailable
 from bridge.metrics import Metrics
 from bridge.widget import ChoicesMessage, TextMessage, WidgetMessage
 
@@ -117,7 +117,13 @@ class Forwarder:
         try:
             while queue:
                 seq, origin = queue.popleft()
-                await self._forward(call_id, seq, origin)
+                try:
+                    await self._forward(call_id, seq, origin)
+                except StoreUnavailable as exc:
+                    # The message could not be read, or its outcome not recorded: offer a
+                    # retry (a re-send carries the same msg_id, so the vendor de-duplicates).
+                    self._remember(call_id, seq, failed=True)
+                    log.warning("store down while forwarding: %s", exc, extra={"call_id": call_id})
         finally:
             del self._workers[call_id]
             del self._pending[call_id]

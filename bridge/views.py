@@ -70,6 +70,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
         return json_error(exc.status, exc.code, exc.detail)
     except StoreUnavailable as exc:
+        log.warning("store unavailable on %s %s: %s", request.method, request.path, exc)
+        request.app[METRICS].rejections.labels("store_unavailable").inc()
         return json_error(503, "store_unavailable", str(exc) or "the session store is down")
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
@@ -202,8 +204,11 @@ async def widget_schema(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """The process is up (see /readyz for the store)."""
-    return json_response({"status": "ok"})
+    """The process is alive: always 200, so a supervisor never restarts a bridge for a Redis
+    outage it recovers from by itself. ``store`` tells a person whether the session store
+    answers; load balancers should use /readyz."""
+    store = "up" if await request.app[HUB].ping() else "down"
+    return json_response({"status": "ok", "store": store})
 
 
 async def readyz(request: web.Request) -> web.Response:

@@ -6,16 +6,25 @@ import asyncio
 import base64
 import os
 import socket
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestClient
 
-from bridge import airudder
+from bridge import airudder, samples
 from bridge.config import SignScheme
 
 TIMEOUT = 10.0
+T = TypeVar("T")
+
+
+def texts(call_id: str, start: int, stop: int) -> dict[str, Any]:
+    """A callback with text messages t<start>..t<stop-1>."""
+    return samples.callback(
+        call_id, *(samples.text_message(f"t{i}", f"m{i}", 1000 + i) for i in range(start, stop))
+    )
 
 
 async def post(
@@ -67,6 +76,14 @@ async def nothing_more(ws: ClientWebSocketResponse, wait: float = 0.3) -> None:
     except TimeoutError:
         return
     raise AssertionError(f"unexpected frame: {msg.type} {msg.data!r}")
+
+
+async def until(check: Callable[[], T]) -> T:
+    """The first truthy result of ``check``, polled for at most TIMEOUT seconds."""
+    async with asyncio.timeout(TIMEOUT):
+        while not (result := check()):  # noqa: ASYNC110 - the state polled is not ours
+            await asyncio.sleep(0.02)
+        return result
 
 
 async def stalled_socket(

@@ -14,54 +14,6 @@ from tests.helpers import messages, nothing_more, post, until_ready
 Client = TestClient[Any, Any]
 
 
-async def test_seed_example_arrives_in_order_and_only_on_its_call_id(client: Client) -> None:
-    mine = await client.ws_connect("/ws/mine")
-    other = await client.ws_connect("/ws/other")
-    await until_ready(mine)
-    await until_ready(other)
-    assert await post(client, samples.seed_callback("mine")) == (200, {})
-    got = await messages(mine, 7)
-    assert [m["kind"] for m in got] == [
-        "text",
-        "image",
-        "video",
-        "audio",
-        "file",
-        "choices",
-        "choices",
-    ]
-    assert [m["seq"] for m in got] == list(range(1, 8))
-    assert {m["call_id"] for m in got} == {"mine"}
-    assert got[5]["style"] == "list" and got[6]["style"] == "buttons"
-    await nothing_more(other)
-
-
-async def test_retried_callback_is_acknowledged_but_not_shown_twice(client: Client) -> None:
-    body = samples.seed_callback("retry")
-    assert (await post(client, body))[0] == 200
-    assert (await post(client, body))[0] == 200
-    ws = await client.ws_connect("/ws/retry")
-    replayed, ready = await until_ready(ws)
-    assert len(replayed) == 7 and ready["last_seq"] == 7
-
-
-async def test_same_msg_id_with_new_content_is_a_new_message(client: Client) -> None:
-    await post(client, samples.callback("c", samples.text_message("one", "m1", 10)))
-    await post(client, samples.callback("c", samples.text_message("two", "m1", 10)))
-    ws = await client.ws_connect("/ws/c")
-    replayed, _ = await until_ready(ws)
-    assert [m["text"] for m in replayed] == ["one", "two"]
-
-
-async def test_identical_messages_inside_one_body_both_show(client: Client) -> None:
-    msg = samples.text_message("again", "m1", 10)
-    await post(client, samples.callback("c", msg, msg))
-    await post(client, samples.callback("c", msg, msg))  # the vendor's retry of that body
-    ws = await client.ws_connect("/ws/c")
-    replayed, _ = await until_ready(ws)
-    assert [m["text"] for m in replayed] == ["again", "again"]
-
-
 async def test_signature_required_when_secret_set(make_client: MakeClient) -> None:
     client = await make_client(signing_secret="topsecret")
     body = samples.seed_callback("signed")

@@ -17,76 +17,13 @@ from tests.helpers import (
     TIMEOUT,
     closed_by_server,
     messages,
-    nothing_more,
     post,
     stalled_socket,
+    texts,
     until_ready,
 )
 
 Client = TestClient[Any, Any]
-
-
-def texts(call_id: str, start: int, stop: int) -> dict[str, Any]:
-    return samples.callback(
-        call_id, *(samples.text_message(f"t{i}", f"m{i}", 1000 + i) for i in range(start, stop))
-    )
-
-
-async def test_messages_before_any_browser_are_replayed(client: Client) -> None:
-    await post(client, samples.seed_callback("early"))
-    ws = await client.ws_connect("/ws/early")
-    replayed, ready = await until_ready(ws)
-    assert [m["seq"] for m in replayed] == list(range(1, 8))
-    assert ready["last_seq"] == 7 and ready["recovered"] is False
-
-
-async def test_every_browser_of_a_session_gets_every_message(client: Client) -> None:
-    tabs = [await client.ws_connect("/ws/many") for _ in range(3)]
-    for ws in tabs:
-        await until_ready(ws)
-    await post(client, texts("many", 1, 6))
-    for ws in tabs:
-        assert [m["text"] for m in await messages(ws, 5)] == [f"t{i}" for i in range(1, 6)]
-
-
-async def test_reconnect_with_after_gets_exactly_what_was_missed(client: Client) -> None:
-    ws = await client.ws_connect("/ws/rc")
-    await until_ready(ws)
-    await post(client, texts("rc", 1, 4))
-    seen = await messages(ws, 3)
-    _, ready = seen, None
-    await ws.close()
-    await post(client, texts("rc", 4, 8))
-    epoch = (await until_ready(await client.ws_connect("/ws/rc")))[1]["epoch"]
-    ws = await client.ws_connect(f"/ws/rc?after=3&epoch={epoch}")
-    replayed, ready = await until_ready(ws)
-    assert [m["seq"] for m in replayed] == [4, 5, 6, 7]
-    assert ready == {"type": "ready", "last_seq": 7, "epoch": epoch, "recovered": True}
-    await post(client, texts("rc", 8, 9))
-    assert [m["seq"] for m in await messages(ws, 1)] == [8]
-    await nothing_more(ws)
-
-
-async def test_other_epoch_replays_everything_unrecovered(client: Client) -> None:
-    await post(client, texts("ep", 1, 4))
-    ws = await client.ws_connect("/ws/ep?after=2&epoch=stale")
-    replayed, ready = await until_ready(ws)
-    assert [m["seq"] for m in replayed] == [1, 2, 3]
-    assert ready["recovered"] is False
-
-
-async def test_trimmed_history_replays_what_is_kept_unrecovered(make_client: MakeClient) -> None:
-    client = await make_client(history_limit=5)
-    await post(client, texts("trim", 1, 11))
-    ws = await client.ws_connect("/ws/trim")
-    replayed, ready = await until_ready(ws)
-    assert [m["seq"] for m in replayed] == [6, 7, 8, 9, 10]
-    ws = await client.ws_connect(f"/ws/trim?after=2&epoch={ready['epoch']}")
-    replayed, ready = await until_ready(ws)
-    assert [m["seq"] for m in replayed] == [6, 7, 8, 9, 10] and ready["recovered"] is False
-    ws = await client.ws_connect(f"/ws/trim?after=7&epoch={ready['epoch']}")
-    replayed, ready = await until_ready(ws)
-    assert [m["seq"] for m in replayed] == [8, 9, 10] and ready["recovered"] is True
 
 
 async def test_bad_after_is_a_json_400(client: Client) -> None:
@@ -119,25 +56,6 @@ async def test_stalled_browser_delays_no_callback_and_no_other_browser(
     metrics = await (await client.get("/metrics")).text()
     assert "bridge_queue_overflows_total 1.0" in metrics
     assert not reader.closed
-
-
-async def test_overflow_closes_with_1013_and_catch_up_works(make_client: MakeClient) -> None:
-    client = await make_client(send_queue=2)
-    ws = await client.ws_connect("/ws/of")
-    _, ready = await until_ready(ws)
-    await post(client, samples.seed_callback("of"))  # 7 at once into a queue of 2
-    seqs = []
-    while True:
-        msg = await ws.receive(timeout=TIMEOUT)
-        if msg.type is not WSMsgType.TEXT:
-            break
-        seqs.append(msg.json()["message"]["seq"])
-    assert msg.type is WSMsgType.CLOSE and msg.data == WSCloseCode.TRY_AGAIN_LATER
-    assert len(seqs) < 7
-    last = seqs[-1] if seqs else 0
-    ws = await client.ws_connect(f"/ws/of?after={last}&epoch={ready['epoch']}")
-    replayed, ready = await until_ready(ws)
-    assert [m["seq"] for m in replayed] == list(range(last + 1, 8)) and ready["recovered"]
 
 
 async def test_shutdown_closes_sockets_with_1001(client: Client) -> None:

@@ -1,0 +1,266 @@
+"""The session-store contract, proven for every store: each test runs on memory and Redis.
+
+Over real HTTP and sockets (order, only-your-call_id, replay after ``after=``, epoch and
+trim recovery, retried callbacks de-duplicated) and on the hub API itself (answered
+choices, statuses replayed, find, envelope, atomic seqs under concurrency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import WSCloseCode, WSMsgType
+from aiohttp.test_utils import TestClient
+
+from bridge import airudder, samples, widget
+from bridge.app import open_hub
+from bridge.config import Settings
+from bridge.hub import Hub, Outbox, Refused
+from bridge.widget import ReplyTo, TextMessage
+from tests.conftest import MakeClient
+from tests.helpers import TIMEOUT, messages, nothing_more, post, texts, until_ready
+
+Client = TestClient[Any, Any]
+
+
+@pytest.fixture
+def make_client(make_client: MakeClient, store: dict[str, Any]) -> MakeClient:
+    async def make(**settings: Any) -> TestClient[Any, Any]:
+        return await make_client(**store, **settings)
+
+    return make
+
+
+@pytest.fixture
+async def hub(store: dict[str, Any]) -> AsyncIterator[Hub]:
+    hub = await open_hub(Settings(**store, history_limit=5))
+    yield hub
+    await hub.close()
+
+
+def seed_items(call_id: str) -> list[tuple[str, widget.WidgetMessage]]:
+    callback = airudder.Callback.model_validate(samples.seed_callback(call_id))
+    return widget.translate_callback(callback)
+
+
+def person(call_id: str, text: str, reply_to: ReplyTo | None = None) -> widget.WidgetMessage:
+    return TextMessage(
+        call_id=call_id, seq=0, id=f"u-{text}", sender="user", ts=1, text=text,
+        client_msg_id=f"c-{text}", reply_to=reply_to,
+    )  # fmt: skip
+
+
+async def test_stored_frames_are_exactly_the_encoded_messages(hub: Hub) -> None:
+    seqs = await hub.append("enc", seed_items("enc")[:5])
+    replay = await hub.replay("enc", None, None)
+    assert [seq for seq, _ in replay.frames] == seqs == [1, 2, 3, 4, 5]
+    for seq, frame in replay.frames:
+        assert seq is not None
+        stored = await hub.find("enc", seq)
+        assert stored is not None and stored.seq == seq
+        assert frame == widget.encode(stored)
+
+
+async def test_find_by_seq_and_by_id_and_the_envelope(hub: Hub) -> None:
+    items = seed_items("find")
+    body = airudder.Callback.model_validate(samples.seed_callback("find"))
+    await hub.append("find", items[:3], envelope=airudder.Envelope.of(body))
+    by_id = await hub.find("find", items[1][1].id)
+    assert by_id is not None and by_id.seq == 2 and by_id.kind == "image"
+    assert await hub.find("find", 3) == items[2][1].model_copy(update={"seq": 3})
+    assert await hub.find("find", 4) is None and await hub.find("find", "nope") is None
+    assert await hub.envelope("find") == airudder.Envelope.of(body)
+    assert await hub.envelope("nobody") is None
+
+
+async def test_concurrent_appends_get_distinct_gapless_seqs(hub: Hub) -> None:
+    drafts = [(f"k{i}", person("many", f"p{i}")) for i in range(40)]
+    results = await asyncio.gather(*(hub.append("many", [item]) for item in drafts))
+    assert sorted(seq for got in results for seq in got) == list(range(1, 41))
+
+
+async def test_a_retried_append_keeps_its_seqs_and_sends_nothing_again(hub: Hub) -> None:
+    outbox = Outbox(100, lambda reason: None)
+    await hub.subscribe("again", outbox)
+    items = seed_items("again")[:3]
+    assert await hub.append("again", items) == [1, 2, 3]
+    assert await hub.append("again", items) == [1, 2, 3]
+    assert await hub.append("again", [items[2], ("new", person("again", "x"))]) == [3, 4]
+    got = [await asyncio.wait_for(outbox.queue.get(), TIMEOUT) for _ in range(4)]
+    assert [seq for seq, _, _ in got] == [1, 2, 3, 4]
+    await hub.unsubscribe("again", outbox)
+    assert outbox.queue.empty()
+
+
+async def test_a_choice_is_answered_once(hub: Hub) -> None:
+    choices = seed_items("pick")[6]
+    [seq] = await hub.append("pick", [choices])
+    pick = ReplyTo(seq=seq, option_id="opt-a")
+    assert await hub.append("pick", [("tap-1", person("pick", "A", pick))], answer=pick) == [2]
+    # The same tap retried is not a second answer: it keeps its seq.
+    assert await hub.append("pick", [("tap-1", person("pick", "A", pick))], answer=pick) == [2]
+    other = ReplyTo(seq=seq, option_id="opt-b")
+    with pytest.raises(Refused) as refused:
+        await hub.append("pick", [("tap-2", person("pick", "B", other))], answer=other)
+    assert refused.value.code == "already_answered"
+    replay = await hub.replay("pick", None, None)
+    assert replay.last_seq == 2, "a refused answer stores nothing"
+
+
+async def test_statuses_are_sent_live_and_replayed_after_history(hub: Hub) -> None:
+    [seq] = await hub.append("st", [("p1", person("st", "hello"))])
+    outbox = Outbox(100, lambda reason: None)
+    await hub.subscribe("st", outbox)
+    await hub.set_status("st", seq, "sending")
+    await hub.set_status("st", seq, "failed", "upstream said 500")
+    live = [await asyncio.wait_for(outbox.queue.get(), TIMEOUT) for _ in range(2)]
+    assert [(s, orjson.loads(f)["status"]) for s, f, _ in live] == [
+        (None, "sending"),
+        (None, "failed"),
+    ]
+    await hub.unsubscribe("st", outbox)
+    replay = await hub.replay("st", None, None)
+    assert [s for s, _ in replay.frames] == [1, None]
+    assert orjson.loads(replay.frames[1][1]) == {
+        "type": "status", "seq": 1, "status": "failed", "detail": "upstream said 500"
+    }  # fmt: skip
+    resumed = await hub.replay("st", 1, replay.epoch)
+    assert resumed.recovered and resumed.frames == [], "nothing after seq 1 to send"
+
+
+async def test_history_is_bounded_and_the_trim_is_reported(hub: Hub) -> None:
+    await hub.append("bound", [(f"k{i}", person("bound", f"p{i}")) for i in range(8)])
+    replay = await hub.replay("bound", None, None)
+    assert [s for s, _ in replay.frames] == [4, 5, 6, 7, 8] and replay.last_seq == 8
+    assert not (await hub.replay("bound", 2, replay.epoch)).recovered
+    assert [s for s, _ in (await hub.replay("bound", 3, replay.epoch)).frames] == [4, 5, 6, 7, 8]
+    assert (await hub.replay("bound", 3, replay.epoch)).recovered
+    assert await hub.find("bound", 3) is None and await hub.find("bound", "u-p2") is None
+
+
+async def test_seed_example_arrives_in_order_and_only_on_its_call_id(client: Client) -> None:
+    mine = await client.ws_connect("/ws/mine")
+    other = await client.ws_connect("/ws/other")
+    await until_ready(mine)
+    await until_ready(other)
+    assert await post(client, samples.seed_callback("mine")) == (200, {})
+    got = await messages(mine, 7)
+    assert [m["kind"] for m in got] == [
+        "text",
+        "image",
+        "video",
+        "audio",
+        "file",
+        "choices",
+        "choices",
+    ]
+    assert [m["seq"] for m in got] == list(range(1, 8))
+    assert {m["call_id"] for m in got} == {"mine"}
+    assert got[5]["style"] == "list" and got[6]["style"] == "buttons"
+    await nothing_more(other)
+
+
+async def test_retried_callback_is_acknowledged_but_not_shown_twice(client: Client) -> None:
+    body = samples.seed_callback("retry")
+    assert (await post(client, body))[0] == 200
+    assert (await post(client, body))[0] == 200
+    ws = await client.ws_connect("/ws/retry")
+    replayed, ready = await until_ready(ws)
+    assert len(replayed) == 7 and ready["last_seq"] == 7
+
+
+async def test_same_msg_id_with_new_content_is_a_new_message(client: Client) -> None:
+    await post(client, samples.callback("c", samples.text_message("one", "m1", 10)))
+    await post(client, samples.callback("c", samples.text_message("two", "m1", 10)))
+    ws = await client.ws_connect("/ws/c")
+    replayed, _ = await until_ready(ws)
+    assert [m["text"] for m in replayed] == ["one", "two"]
+
+
+async def test_identical_messages_inside_one_body_both_show(client: Client) -> None:
+    msg = samples.text_message("again", "m1", 10)
+    await post(client, samples.callback("c", msg, msg))
+    await post(client, samples.callback("c", msg, msg))  # the vendor's retry of that body
+    ws = await client.ws_connect("/ws/c")
+    replayed, _ = await until_ready(ws)
+    assert [m["text"] for m in replayed] == ["again", "again"]
+
+
+async def test_messages_before_any_browser_are_replayed(client: Client) -> None:
+    await post(client, samples.seed_callback("early"))
+    ws = await client.ws_connect("/ws/early")
+    replayed, ready = await until_ready(ws)
+    assert [m["seq"] for m in replayed] == list(range(1, 8))
+    assert ready["last_seq"] == 7 and ready["recovered"] is False
+
+
+async def test_every_browser_of_a_session_gets_every_message(client: Client) -> None:
+    tabs = [await client.ws_connect("/ws/many") for _ in range(3)]
+    for ws in tabs:
+        await until_ready(ws)
+    await post(client, texts("many", 1, 6))
+    for ws in tabs:
+        assert [m["text"] for m in await messages(ws, 5)] == [f"t{i}" for i in range(1, 6)]
+
+
+async def test_reconnect_with_after_gets_exactly_what_was_missed(client: Client) -> None:
+    ws = await client.ws_connect("/ws/rc")
+    await until_ready(ws)
+    await post(client, texts("rc", 1, 4))
+    seen = await messages(ws, 3)
+    _, ready = seen, None
+    await ws.close()
+    await post(client, texts("rc", 4, 8))
+    epoch = (await until_ready(await client.ws_connect("/ws/rc")))[1]["epoch"]
+    ws = await client.ws_connect(f"/ws/rc?after=3&epoch={epoch}")
+    replayed, ready = await until_ready(ws)
+    assert [m["seq"] for m in replayed] == [4, 5, 6, 7]
+    assert ready == {"type": "ready", "last_seq": 7, "epoch": epoch, "recovered": True}
+    await post(client, texts("rc", 8, 9))
+    assert [m["seq"] for m in await messages(ws, 1)] == [8]
+    await nothing_more(ws)
+
+
+async def test_other_epoch_replays_everything_unrecovered(client: Client) -> None:
+    await post(client, texts("ep", 1, 4))
+    ws = await client.ws_connect("/ws/ep?after=2&epoch=stale")
+    replayed, ready = await until_ready(ws)
+    assert [m["seq"] for m in replayed] == [1, 2, 3]
+    assert ready["recovered"] is False
+
+
+async def test_trimmed_history_replays_what_is_kept_unrecovered(make_client: MakeClient) -> None:
+    client = await make_client(history_limit=5)
+    await post(client, texts("trim", 1, 11))
+    ws = await client.ws_connect("/ws/trim")
+    replayed, ready = await until_ready(ws)
+    assert [m["seq"] for m in replayed] == [6, 7, 8, 9, 10]
+    ws = await client.ws_connect(f"/ws/trim?after=2&epoch={ready['epoch']}")
+    replayed, ready = await until_ready(ws)
+    assert [m["seq"] for m in replayed] == [6, 7, 8, 9, 10] and ready["recovered"] is False
+    ws = await client.ws_connect(f"/ws/trim?after=7&epoch={ready['epoch']}")
+    replayed, ready = await until_ready(ws)
+    assert [m["seq"] for m in replayed] == [8, 9, 10] and ready["recovered"] is True
+
+
+async def test_overflow_closes_with_1013_and_catch_up_works(make_client: MakeClient) -> None:
+    client = await make_client(send_queue=2)
+    ws = await client.ws_connect("/ws/of")
+    _, ready = await until_ready(ws)
+    await post(client, samples.seed_callback("of"))  # 7 at once into a queue of 2
+    seqs = []
+    while True:
+        msg = await ws.receive(timeout=TIMEOUT)
+        if msg.type is not WSMsgType.TEXT:
+            break
+        seqs.append(msg.json()["message"]["seq"])
+    assert msg.type is WSMsgType.CLOSE and msg.data == WSCloseCode.TRY_AGAIN_LATER
+    assert len(seqs) < 7
+    last = seqs[-1] if seqs else 0
+    ws = await client.ws_connect(f"/ws/of?after={last}&epoch={ready['epoch']}")
+    replayed, ready = await until_ready(ws)
+    assert [m["seq"] for m in replayed] == list(range(last + 1, 8)) and ready["recovered"]

@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import WSCloseCode, web
 
-from bridge import demo_bot, pages, views
+from bridge import demo_bot, pages, security, views
 from bridge.config import Settings
 from bridge.hub import Hub, MemoryHub
-from bridge.keys import BACKGROUND, FORWARDER, HTTP, HUB, METRICS, SETTINGS, SOCKETS
+from bridge.keys import BACKGROUND, FORWARDER, HTTP, HUB, METRICS, SETTINGS, SLOTS, SOCKETS
+from bridge.limits import SocketSlots
 from bridge.metrics import Metrics
 from bridge.upstream import Forwarder
 
@@ -28,7 +29,9 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[SOCKETS] = set()
+    app[SLOTS] = SocketSlots(settings.max_sockets, settings.max_sockets_per_call)
     app[BACKGROUND] = set()
+    security.setup(app)
     app.cleanup_ctx.append(_hub)
     app.cleanup_ctx.append(_forwarder)
     app.on_shutdown.append(_close_sockets)
@@ -44,7 +47,11 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     if not settings.signing_secrets():
         log.warning("BRIDGE_SIGNING_SECRET is not set: callbacks are NOT verified (development)")
     hub = app[HUB] = await open_hub(settings)
-    sweeper = asyncio.create_task(_sweep(app)) if isinstance(hub, MemoryHub) else None
+    sweeper = None
+    if isinstance(hub, MemoryHub):
+        memory = hub
+        app[METRICS].sessions.set_function(lambda: memory.session_count)  # read when scraped
+        sweeper = asyncio.create_task(_sweep(app))
     yield
     if sweeper is not None:
         sweeper.cancel()
@@ -59,7 +66,7 @@ async def open_hub(settings: Settings) -> Hub:
         from bridge.redis_hub import RedisHub  # only deployments on Redis need the client
 
         return await RedisHub.connect(settings)
-    return MemoryHub(settings.history_limit, settings.session_ttl)
+    return MemoryHub(settings.history_limit, settings.session_ttl, settings.max_sessions)
 
 
 async def _forwarder(app: web.Application) -> AsyncIterator[None]:
@@ -83,7 +90,6 @@ async def _sweep(app: web.Application) -> None:
     while True:
         await asyncio.sleep(app[SETTINGS].sweep_interval)
         hub.sweep()
-        app[METRICS].sessions.set(hub.session_count)
 
 
 async def _close_sockets(app: web.Application) -> None:

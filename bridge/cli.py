@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge import logs, workers
+from bridge import logs, tokens, workers
 from bridge.app import create_app
 from bridge.config import Settings
 
@@ -28,11 +28,29 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="processes sharing the port; needs Redis (BRIDGE_WORKERS, 1)",
     )
+    token = commands.add_parser(
+        "token", help="print a widget token for CALL_ID (signed with BRIDGE_WIDGET_SECRET)"
+    )
+    token.add_argument("call_id", metavar="CALL_ID")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds it stays valid (3600)")
     return parser
+
+
+def print_token(args: argparse.Namespace) -> None:
+    secrets = Settings().widget_secrets()
+    if not secrets:
+        sys.exit("airudder-bridge token: BRIDGE_WIDGET_SECRET is not set")
+    try:
+        print(tokens.mint(args.call_id, args.ttl, secret=secrets))
+    except ValueError as exc:
+        sys.exit(f"airudder-bridge token: {exc}")
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.command == "token":
+        print_token(args)
+        return
     overrides: dict[str, Any] = {
         k: v for k, v in vars(args).items() if k != "command" and v is not None
     }
@@ -74,6 +92,7 @@ def serve(settings: Settings, reuse_port: bool = False) -> None:
         port=settings.port,
         reuse_port=reuse_port,
         print=print,
+        access_log_class=logs.AccessLogger,
         loop=new_event_loop(),
     )
 

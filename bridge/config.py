@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # templates/ and static/ sit beside the package in the source tree (installed with `pip -e`).
@@ -30,16 +30,35 @@ class Settings(BaseSettings):
     signing_secret: SecretStr | None = None
     signing_scheme: SignScheme = SignScheme.HMAC_SHA256_HEX
 
+    # Comma-separated like signing_secret; the FIRST one signs new widget tokens.
+    # Unset: anyone who knows a call_id can join its session (development only).
+    widget_secret: SecretStr | None = None
+    # Comma-separated origins (https://shop.example) whose pages may open sockets and
+    # embed the widget; empty = any origin (development only).
+    allowed_origins: str = ""
+    # /demo and /demo/send, which post (signed) sample callbacks to ANY call_id for anyone
+    # who asks. Unset: on only in development (no signing or widget secret set).
+    demo: bool | None = None
+
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     history_limit: int = Field(500, ge=1, description="messages kept per call_id")
     session_ttl: float = Field(3600.0, gt=0, description="seconds an idle session is kept")
     sweep_interval: float = Field(30.0, gt=0)
-    max_sessions: int = Field(100_000, ge=1)
+    max_sessions: int = Field(
+        100_000, ge=2, description="sessions kept in memory; the longest-idle unwatched goes"
+    )
 
     send_queue: int = Field(256, ge=1, description="frames buffered per socket before 1013")
     ws_heartbeat: float = Field(20.0, gt=0)
     ws_max_msg_size: int = Field(16 * 1024, ge=256)
     max_text_length: int = Field(4000, ge=1)
+    max_sockets: int = Field(10_000, ge=1, description="open sockets in this process")
+    max_sockets_per_call: int = Field(20, ge=1, description="open sockets on one call_id")
+    frames_per_second: float = Field(5.0, gt=0, description="client frames, per socket")
+    frame_burst: int = Field(20, ge=1, description="client frames allowed at once")
+    frame_abuse_limit: int = Field(
+        50, ge=1, description="rate-limited frames on one socket before it is closed (1008)"
+    )
 
     redis_url: str | None = Field(None, description="sessions in Redis, shared by processes")
     redis_timeout: float = Field(
@@ -59,8 +78,33 @@ class Settings(BaseSettings):
     templates_dir: Path = PROJECT_DIR / "templates"
     static_dir: Path = PROJECT_DIR / "static"
 
+    @model_validator(mode="after")
+    def _room_to_evict(self) -> Settings:
+        # Every watched session has a socket, so with fewer sockets than sessions there is
+        # always an unwatched session to evict when the store is full: no one is refused.
+        if self.max_sockets >= self.max_sessions:
+            raise ValueError("max_sockets must be lower than max_sessions")
+        return self
+
     def signing_secrets(self) -> list[bytes]:
-        if self.signing_secret is None:
-            return []
-        raw = self.signing_secret.get_secret_value()
-        return [s.strip().encode() for s in raw.split(",") if s.strip()]
+        return _split(self.signing_secret)
+
+    def widget_secrets(self) -> list[bytes]:
+        return _split(self.widget_secret)
+
+    def demo_enabled(self) -> bool:
+        if self.demo is not None:
+            return self.demo
+        return not (self.signing_secrets() or self.widget_secrets())
+
+    def origins(self) -> frozenset[str]:
+        return frozenset(
+            o.strip().rstrip("/").lower() for o in self.allowed_origins.split(",") if o.strip()
+        )
+
+
+def _split(secret: SecretStr | None) -> list[bytes]:
+    """A comma-separated secret setting as its list of secrets (rotation: old and new)."""
+    if secret is None:
+        return []
+    return [s.strip().encode() for s in secret.get_secret_value().split(",") if s.strip()]

@@ -34,7 +34,7 @@ class Conversation:
         except ValidationError as exc:
             first = exc.errors(include_url=False, include_input=False)[0]
             where = ".".join(str(p) for p in first["loc"]) or "frame"
-            await self.conn.send(frames.error("invalid_frame", f"{where}: {first['msg']}"))
+            await self._refuse("invalid_frame", f"{where}: {first['msg']}")
             return
         client_msg_id = getattr(frame, "client_msg_id", None)
         try:
@@ -43,7 +43,7 @@ class Conversation:
                 return
             seq = await self._record(frame)
         except Refused as refusal:
-            await self.conn.send(frames.error(refusal.code, refusal.detail, client_msg_id))
+            await self._refuse(refusal.code, refusal.detail, client_msg_id)
             return
         except StoreUnavailable:  # the socket stays open: the person can send it again
             await self.conn.send(
@@ -52,6 +52,10 @@ class Conversation:
             return
         await self.conn.send(frames.AckFrame(client_msg_id=frame.client_msg_id, seq=seq).encode())
         await self.forwarder.submit(self.conn.call_id, seq, self.origin)
+
+    async def _refuse(self, code: str, detail: str, client_msg_id: str | None = None) -> None:
+        self.conn.metrics.rejections.labels(code).inc()
+        await self.conn.send(frames.error(code, detail, client_msg_id))
 
     async def _record(self, frame: frames.SendFrame | frames.ChooseFrame) -> int:
         call_id = self.conn.call_id

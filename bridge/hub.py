@@ -183,17 +183,34 @@ class _Session:
 class MemoryHub(Hub):
     """All sessions in this process: the default, and the reference for the contract."""
 
-    def __init__(self, history_limit: int, session_ttl: float) -> None:
+    def __init__(
+        self, history_limit: int, session_ttl: float, max_sessions: int | None = None
+    ) -> None:
         self.history_limit = history_limit
         self.session_ttl = session_ttl
-        self._sessions: dict[str, _Session] = {}
+        self.max_sessions = max_sessions
+        # Least recently touched first: eviction and the sweep read from the front.
+        self._sessions: OrderedDict[str, _Session] = OrderedDict()
 
     def _session(self, call_id: str) -> _Session:
         session = self._sessions.get(call_id)
         if session is None:
+            if self.max_sessions is not None and len(self._sessions) >= self.max_sessions:
+                self._evict_one()
             session = self._sessions[call_id] = _Session()
+        else:
+            self._sessions.move_to_end(call_id)
         session.touched = time.monotonic()
         return session
+
+    def _evict_one(self) -> None:
+        """Full: forget the longest-idle session nobody watches. Settings keep fewer sockets
+        than sessions, so there is one; if not, the store grows past the bound rather than
+        refuse the vendor's callback."""
+        for call_id, session in self._sessions.items():
+            if not session.outboxes:
+                del self._sessions[call_id]
+                return
 
     @property
     def session_count(self) -> int:
@@ -252,6 +269,7 @@ class MemoryHub(Hub):
         if session is not None:
             session.outboxes.discard(outbox)
             session.touched = time.monotonic()
+            self._sessions.move_to_end(call_id)
 
     async def find(self, call_id: str, ref: int | str) -> WidgetMessage | None:
         session = self._sessions.get(call_id)

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from bridge.config import Settings
 from bridge.hub import Hub
+from bridge.limits import SocketSlots
 from bridge.metrics import Metrics
 from bridge.upstream import Forwarder
 
@@ -16,6 +17,7 @@ SETTINGS = web.AppKey("settings", Settings)
 HUB = web.AppKey("hub", Hub)
 METRICS = web.AppKey("metrics", Metrics)
 SOCKETS = web.AppKey("sockets", set[web.WebSocketResponse])
+SLOTS = web.AppKey("socket_slots", SocketSlots)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 FORWARDER = web.AppKey("forwarder", Forwarder)
 BACKGROUND = web.AppKey("background", set[asyncio.Task[None]])

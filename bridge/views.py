@@ -7,14 +7,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import TypeAdapter, ValidationError
 
-from bridge import airudder, demo_bot, frames, widget
+from bridge import airudder, demo_bot, frames, security, widget
 from bridge.conversation import Conversation
+from bridge.errors import HandshakeRefused
 from bridge.hub import StoreUnavailable
-from bridge.keys import FORWARDER, HUB, METRICS, SETTINGS, SOCKETS
+from bridge.keys import FORWARDER, HUB, METRICS, SETTINGS, SLOTS, SOCKETS
+from bridge.limits import FrameGate
 from bridge.sockets import Connection
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, exc.reason.lower().replace(" ", "_"))
+        request.app[METRICS].rejections.labels(code).inc()
         return json_error(exc.status, code, exc.text or exc.reason)
+    except HandshakeRefused as exc:
+        request.app[METRICS].rejections.labels(exc.code).inc()
+        log.info(
+            "refused %s: %s",
+            request.path,
+            exc.code,
+            extra={"call_id": request.match_info.get("call_id")},
+        )
+        return json_error(exc.status, exc.code, exc.detail)
     except StoreUnavailable as exc:
         log.warning("store unavailable on %s %s: %s", request.method, request.path, exc)
         request.app[METRICS].rejections.labels("store_unavailable").inc()
@@ -113,16 +125,34 @@ def _call_id(request: web.Request) -> str:
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
-    """``/ws/{call_id}?after=SEQ&epoch=E``: replay, ``ready``, then live messages."""
+    """``/ws/{call_id}?after=SEQ&epoch=E&token=T``: replay, ``ready``, then live messages.
+
+    Origin, token and socket limits are checked before the upgrade: a refused client gets
+    a JSON answer and no frame of the session."""
     settings = request.app[SETTINGS]
     call_id = _call_id(request)
     after = _query_int(request, "after")
     epoch = request.query.get("epoch") or None
-    ws = web.WebSocketResponse(
-        heartbeat=settings.ws_heartbeat, compress=False, max_msg_size=settings.ws_max_msg_size
-    )
-    await ws.prepare(request)
+    token_expires = security.admit(request, call_id)
+    with request.app[SLOTS].take(call_id):
+        ws = web.WebSocketResponse(
+            heartbeat=settings.ws_heartbeat, compress=False, max_msg_size=settings.ws_max_msg_size
+        )
+        await ws.prepare(request)
+        await _serve_socket(request, ws, call_id, after, epoch, FrameGate(settings, token_expires))
+    return ws
+
+
+async def _serve_socket(
+    request: web.Request,
+    ws: web.WebSocketResponse,
+    call_id: str,
+    after: int | None,
+    epoch: str | None,
+    gate: FrameGate,
+) -> None:
     metrics = request.app[METRICS]
+    settings = request.app[SETTINGS]
     conn = Connection(request, ws, call_id, request.app[HUB], metrics, settings.send_queue)
     request.app[SOCKETS].add(ws)
     metrics.sockets.inc()
@@ -132,15 +162,41 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     try:
         await conn.start(after, epoch)
         async for msg in ws:
-            if msg.type is WSMsgType.TEXT:
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                if msg.type is WSMsgType.ERROR and _too_big(msg.data):  # aiohttp sent 1009
+                    metrics.rejections.labels("frame_too_large").inc()
+                continue
+            refusal = gate.check()
+            if refusal is not None:
+                metrics.rejections.labels(refusal.code).inc()
+                if refusal.close:
+                    log.info("closing a socket: %s", refusal.detail, extra={"call_id": call_id})
+                    await conn.close(WSCloseCode.POLICY_VIOLATION, refusal.detail)
+                    break
+                await conn.send(
+                    frames.error(refusal.code, refusal.detail, _client_msg_id(msg.data))
+                )
+            elif msg.type is WSMsgType.TEXT:
                 await person.receive(msg.data)
-            elif msg.type is WSMsgType.BINARY:
+            else:
                 await conn.send(frames.error("invalid_frame", "frames are JSON text"))
     finally:
         metrics.sockets.dec()
         request.app[SOCKETS].discard(ws)
         await conn.stop()
-    return ws
+
+
+def _too_big(error: object) -> bool:
+    return isinstance(error, WebSocketError) and error.code == WSCloseCode.MESSAGE_TOO_BIG
+
+
+def _client_msg_id(data: str | bytes) -> str | None:
+    """The client_msg_id of a frame refused unread, so the widget knows which one it was."""
+    try:
+        value = orjson.loads(data).get("client_msg_id")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 async def widget_schema(request: web.Request) -> web.Response:

@@ -421,6 +421,13 @@
       if (e.target === dialog) dialog.close(); // a click on the backdrop
     });
     dialog.addEventListener("keydown", function (e) {
+      if (e.key === "Escape") {
+        // Closed here rather than by the browser's own "cancel", which Chromium may skip
+        // for a dialog opened without a fresh user activation.
+        e.preventDefault();
+        dialog.close();
+        return;
+      }
       if (e.key !== "ArrowDown" && e.key !== "ArrowUp") return;
       var rows = Array.prototype.slice.call(dialog.querySelectorAll("button.row:not(:disabled)"));
       if (!rows.length) return;

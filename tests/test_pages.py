@@ -55,7 +55,7 @@ async def test_bundled_image_sample_points_at_this_server(client: Client) -> Non
 
 
 async def test_demo_signs_when_a_secret_is_configured(make_client: MakeClient) -> None:
-    client = await make_client(signing_secret="demo-secret")
+    client = await make_client(signing_secret="demo-secret", demo=True)
     status, answer = await demo_send(client, {"call_id": "signed", "sample": "text"})
     assert status == 200 and answer["status"] == 200
     unsigned = await post(client, samples.seed_callback("signed"))

@@ -63,6 +63,11 @@ class AccessLogger(AbstractAccessLogger):
     """One line per request, with the route's ``call_id`` as a field of its own (for
     ``/ws/{call_id}`` and ``/chat/{call_id}``) so a session's requests can be found."""
 
+    @property
+    def enabled(self) -> bool:
+        # aiohttp asks once per connection: at WARNING, no per-request work at all.
+        return self.logger.isEnabledFor(logging.INFO)
+
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         match_info = getattr(request, "match_info", {})
         self.logger.info(

@@ -137,6 +137,8 @@ BRIDGE_ENV = {
     # The baselines log nothing per request; an access log line per callback would
     # measure the terminal, not the bridge.
     "BRIDGE_LOG_LEVEL": "WARNING",
+    # The idle-scale workload holds 19,500 sockets; the default bound is 10,000.
+    "BRIDGE_MAX_SOCKETS": "20000",
 }
 
 

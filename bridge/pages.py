@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bridge import airudder, samples
 from bridge.demo_bot import origin_of, post_callback
 from bridge.keys import SETTINGS
-from bridge.views import CALL_ID, json_error, json_response, validation_detail
+from bridge.views import json_error, json_response, valid_call_id, validation_detail
 
 # The bundled picture: the seed's media URLs point at a host that may be unreachable, which
 # shows the widget's "could not be loaded" fallback; this one always loads.
@@ -47,18 +47,9 @@ def _page(template: str, request: web.Request, context: dict[str, Any]) -> web.R
     return aiohttp_jinja2.render_template(template, request, context)
 
 
-def _valid_call_id(raw: str) -> str:
-    try:
-        return CALL_ID.validate_python(raw)
-    except ValidationError:
-        raise web.HTTPBadRequest(
-            text="call_id must be 1-128 characters of A-Z a-z 0-9 _ . : @ -"
-        ) from None
-
-
 async def chat_page(request: web.Request) -> web.Response:
     """``/chat/{call_id}``: the widget filling the whole page (phones, iframes)."""
-    call_id = _valid_call_id(request.match_info["call_id"])
+    call_id = valid_call_id(request.match_info["call_id"])
     context = {
         "call_id": call_id,
         "lang": request.query.get("lang", ""),
@@ -74,7 +65,7 @@ async def demo_page(request: web.Request) -> web.Response:
     raw = request.query.get("call_id", "").strip()
     if not raw:
         raise web.HTTPFound(f"/demo?call_id=demo-{secrets.token_hex(6)}")
-    call_id = _valid_call_id(raw)
+    call_id = valid_call_id(raw)
     context = {
         "call_id": call_id,
         "samples": [

@@ -115,9 +115,10 @@ def _query_int(request: web.Request, name: str) -> int | None:
     return int(raw)
 
 
-def _call_id(request: web.Request) -> str:
+def valid_call_id(raw: str) -> str:
+    """``raw`` if it is a well-formed call_id; a JSON 400 otherwise."""
     try:
-        return CALL_ID.validate_python(request.match_info["call_id"])
+        return CALL_ID.validate_python(raw)
     except ValidationError:
         raise web.HTTPBadRequest(
             text="call_id must be 1-128 characters of A-Z a-z 0-9 _ . : @ -"
@@ -130,7 +131,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     Origin, token and socket limits are checked before the upgrade: a refused client gets
     a JSON answer and no frame of the session."""
     settings = request.app[SETTINGS]
-    call_id = _call_id(request)
+    call_id = valid_call_id(request.match_info["call_id"])
     after = _query_int(request, "after")
     epoch = request.query.get("epoch") or None
     token_expires = security.admit(request, call_id)

@@ -7,6 +7,7 @@ import asyncio
 import gc
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -91,10 +92,23 @@ def serve(settings: Settings, reuse_port: bool = False) -> None:
         host=settings.host,
         port=settings.port,
         reuse_port=reuse_port,
-        print=print,
+        print=_announcer(settings),
         access_log_class=logs.AccessLogger,
         loop=new_event_loop(),
     )
+
+
+def _announcer(settings: Settings) -> Callable[[str], None]:
+    """aiohttp's "Running on ..." line, plus where a newcomer should look first."""
+
+    def announce(line: str) -> None:
+        print(line)
+        if settings.demo_enabled() and "Running on" in line:
+            wildcard = settings.host in ("0.0.0.0", "::", "")  # noqa: S104 - only compared
+            host = "127.0.0.1" if wildcard else settings.host
+            print(f"Demo page: http://{host}:{settings.port}/demo", flush=True)
+
+    return announce
 
 
 def worker(settings: Settings) -> None:

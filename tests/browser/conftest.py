@@ -5,12 +5,7 @@ site), and Debian's headless Chromium driven by Playwright, launched once per te
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 import wave
@@ -23,6 +18,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
+from tests.servers import Bridge as BridgeProcess
+from tests.servers import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -32,13 +30,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TIMEOUT = 15.0  # seconds; every wait in these tests is bounded by it
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def http_json(url: str, body: Any = None) -> tuple[int, Any]:
@@ -52,39 +43,16 @@ def http_json(url: str, body: Any = None) -> tuple[int, Any]:
         return exc.code, json.loads(exc.read() or b"null")
 
 
-class Bridge:
-    """One bridge process on a free port."""
+class Bridge(BridgeProcess):
+    """One bridge process on a free port, started at once."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "serve", "--port", str(self.port)],
-            cwd=ROOT,
-            env={**os.environ, "BRIDGE_LOG_LEVEL": "WARNING", **env},
-        )
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            assert self.process.poll() is None, "the bridge exited at start-up"
-            try:
-                if http_json(f"{self.url}/healthz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the bridge did not start"
-            time.sleep(0.05)
+        super().__init__(free_port(), **env)
+        self.start()
 
     def callback(self, body: dict[str, Any]) -> None:
         status, answer = http_json(f"{self.url}/webhooks/airudder", body)
         assert status == 200, answer
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(TIMEOUT)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,6 @@ from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, s
 from tests.servers import Bridge as BridgeProcess
 from tests.servers import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -184,3 +184,16 @@ def encode(message: WidgetMessage) -> bytes:
     """The ``message`` frame, encoded once per message and shared by every socket."""
     body = message.model_dump_json(exclude_none=True).encode()
     return b'{"type":"message","message":' + body + b"}"
+
+
+def frame_parts(draft: WidgetMessage) -> tuple[bytes, bytes]:
+    """``encode(message)`` split around its seq, so a store puts the seq in without a copy
+    of the model or a second encoding: ``head + b"%d" % seq + tail`` is exactly what
+    :func:`encode` gives for the message stored with that seq. ``v`` and ``call_id`` come
+    first, and a JSON string holds a quote only escaped: the first ``"seq":0`` is the field.
+    """
+    if draft.seq != 0:
+        draft = draft.model_copy(update={"seq": 0})
+    head, marker, tail = encode(draft).partition(b'"seq":0')
+    assert marker, "the widget message has no seq field"
+    return head + b'"seq":', tail

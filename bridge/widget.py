@@ -8,7 +8,6 @@ so the widget has one component for both.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -168,14 +167,17 @@ def _choices(
     )
 
 
+_CANONICAL = airudder.Message.__pydantic_serializer__  # model_dump_json(), minus its wrapper
+
+
 def translate_callback(callback: airudder.Callback) -> list[tuple[str, WidgetMessage]]:
     """All messages of one callback as ``(dedup_key, widget message)`` in order."""
-    occurrences: Counter[bytes] = Counter()
+    occurrences: dict[bytes, int] = {}
     out: list[tuple[str, WidgetMessage]] = []
     for message in callback.messages:
-        canonical = message.model_dump_json().encode()
-        key = dedup_key(callback.call_id, canonical, occurrences[canonical])
-        occurrences[canonical] += 1
+        canonical = _CANONICAL.to_json(message)
+        occurrence = occurrences[canonical] = occurrences.get(canonical, -1) + 1
+        key = dedup_key(callback.call_id, canonical, occurrence)
         out.append((key, translate(callback.call_id, message, key)))
     return out
 

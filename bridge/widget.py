@@ -184,7 +184,8 @@ def translate_callback(callback: airudder.Callback) -> list[tuple[str, WidgetMes
 
 def encode(message: WidgetMessage) -> bytes:
     """The ``message`` frame, encoded once per message and shared by every socket."""
-    body = message.model_dump_json(exclude_none=True).encode()
+    # model_dump_json(exclude_none=True), minus its wrapper and the str round trip
+    body = type(message).__pydantic_serializer__.to_json(message, exclude_none=True)
     return b'{"type":"message","message":' + body + b"}"
 
 

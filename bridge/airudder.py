@@ -13,7 +13,16 @@ import hmac
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+import orjson
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+)
 
 from bridge.config import SignScheme
 
@@ -181,6 +190,21 @@ class Callback(Model):
     channel_id: str = Field(max_length=256)
     user: User
     messages: list[Message] = Field(min_length=1, max_length=100)
+
+
+def parse_callback(body: bytes) -> Callback:
+    """``Callback.model_validate_json(body)``: the same model, or the same errors.
+
+    Faster on the good path: with the Python content discriminators, orjson plus
+    Python-mode validation takes about 13 µs for a list message where JSON mode takes 18.
+    A body orjson or Python-mode validation refuses is validated again in JSON mode, so a
+    sender sees JSON mode's errors (and its verdict on what orjson cannot read, e.g. huge
+    ints). tests/test_translate.py checks the two agree.
+    """
+    try:
+        return Callback.model_validate(orjson.loads(body))
+    except (orjson.JSONDecodeError, ValidationError):
+        return Callback.model_validate_json(body)
 
 
 def error_path(loc: tuple[int | str, ...]) -> str:

@@ -18,7 +18,7 @@ from typing import Literal
 
 from bridge.airudder import Envelope
 from bridge.frames import DeliveryStatus, MessageFrame, ReadyFrame, StatusFrame
-from bridge.widget import ReplyTo, WidgetMessage, encode
+from bridge.widget import ReplyTo, WidgetMessage, frame_parts
 
 
 class Refused(Exception):
@@ -238,14 +238,14 @@ class MemoryHub(Hub):
             if key in session.keys:
                 seqs.append(session.keys[key])
                 continue
-            session.last_seq += 1
-            message = draft.model_copy(update={"seq": session.last_seq})
-            frame = encode(message)
-            session.history.append((message.seq, message.id, frame))
-            session.keys[key] = message.seq
-            seqs.append(message.seq)
+            seq = session.last_seq = session.last_seq + 1
+            head, tail = frame_parts(draft)
+            frame = head + b"%d" % seq + tail
+            session.history.append((seq, draft.id, frame))
+            session.keys[key] = seq
+            seqs.append(seq)
             for outbox in session.outboxes:
-                outbox.push(message.seq, frame)
+                outbox.push(seq, frame)
         session.trim(self.history_limit)
         return seqs
 

@@ -50,7 +50,7 @@ from bridge.airudder import Envelope
 from bridge.config import Settings
 from bridge.frames import DeliveryStatus, StatusFrame
 from bridge.hub import Frame, Hub, Outbox, Refused, Replay, StoreUnavailable
-from bridge.widget import WIDGET_MESSAGE, ReplyTo, WidgetMessage, encode
+from bridge.widget import WIDGET_MESSAGE, ReplyTo, WidgetMessage, frame_parts
 
 log = logging.getLogger(__name__)
 
@@ -177,16 +177,6 @@ def channel(call_id: str) -> str:
 
 def call_id_of(channel_name: bytes) -> str:
     return channel_name.decode()[len(PREFIX) + 1 : -len("}:live")]
-
-
-def frame_parts(draft: WidgetMessage) -> tuple[bytes, bytes]:
-    """``encode(message)`` split around its seq, so the script can put the seq in and the
-    stored bytes are exactly what :func:`bridge.widget.encode` gives for the stored message.
-    ``v`` and ``call_id`` (which cannot hold a quote) come first: the first ``"seq":0`` is it.
-    """
-    head, marker, tail = encode(draft.model_copy(update={"seq": 0})).partition(b'"seq":0')
-    assert marker, "the widget message has no seq field"
-    return head + b'"seq":', tail
 
 
 def _entry(entry: Any) -> tuple[int, bytes]:

@@ -89,7 +89,7 @@ async def callback(request: web.Request) -> web.Response:
         metrics.rejections.labels("bad_signature").inc()
         return json_error(401, "bad_signature", "X-AIRudder-Sign is missing or does not match")
     try:
-        payload = airudder.Callback.model_validate_json(body)
+        payload = airudder.parse_callback(body)
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             metrics.rejections.labels("invalid_json").inc()

@@ -8,7 +8,6 @@ so the widget has one component for both.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -168,19 +167,36 @@ def _choices(
     )
 
 
+_CANONICAL = airudder.Message.__pydantic_serializer__  # model_dump_json(), minus its wrapper
+
+
 def translate_callback(callback: airudder.Callback) -> list[tuple[str, WidgetMessage]]:
     """All messages of one callback as ``(dedup_key, widget message)`` in order."""
-    occurrences: Counter[bytes] = Counter()
+    occurrences: dict[bytes, int] = {}
     out: list[tuple[str, WidgetMessage]] = []
     for message in callback.messages:
-        canonical = message.model_dump_json().encode()
-        key = dedup_key(callback.call_id, canonical, occurrences[canonical])
-        occurrences[canonical] += 1
+        canonical = _CANONICAL.to_json(message)
+        occurrence = occurrences[canonical] = occurrences.get(canonical, -1) + 1
+        key = dedup_key(callback.call_id, canonical, occurrence)
         out.append((key, translate(callback.call_id, message, key)))
     return out
 
 
 def encode(message: WidgetMessage) -> bytes:
     """The ``message`` frame, encoded once per message and shared by every socket."""
-    body = message.model_dump_json(exclude_none=True).encode()
+    # model_dump_json(exclude_none=True), minus its wrapper and the str round trip
+    body = type(message).__pydantic_serializer__.to_json(message, exclude_none=True)
     return b'{"type":"message","message":' + body + b"}"
+
+
+def frame_parts(draft: WidgetMessage) -> tuple[bytes, bytes]:
+    """``encode(message)`` split around its seq, so a store puts the seq in without a copy
+    of the model or a second encoding: ``head + b"%d" % seq + tail`` is exactly what
+    :func:`encode` gives for the message stored with that seq. ``v`` and ``call_id`` come
+    first, and a JSON string holds a quote only escaped: the first ``"seq":0`` is the field.
+    """
+    if draft.seq != 0:
+        draft = draft.model_copy(update={"seq": 0})
+    head, marker, tail = encode(draft).partition(b'"seq":0')
+    assert marker, "the widget message has no seq field"
+    return head + b'"seq":', tail

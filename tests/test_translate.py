@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from bridge import airudder, samples, widget
@@ -142,3 +147,59 @@ def test_hex_signature_accepts_sha256_prefix_and_upper_case() -> None:
     digest = airudder.sign(body, b"k", SignScheme.HMAC_SHA256_HEX)
     for header in (f"sha256={digest}", digest.upper()):
         assert airudder.verify(body, header, [b"k"], SignScheme.HMAC_SHA256_HEX)
+
+
+_LEAF = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=5)
+    | st.sampled_from(["text", "image", "interactive", "list", "button", "http://x/y", "1.0"])
+)
+_KEYS = st.sampled_from(["type", "text", "media", "origin_url", "interactive", "rows", "id"])
+_VALUE = st.recursive(
+    _LEAF, lambda c: st.lists(c, max_size=3) | st.dictionaries(_KEYS, c, max_size=3), max_leaves=8
+)
+
+
+def _paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(node, dict):
+        children: Any = node.items()
+    else:
+        children = enumerate(node) if isinstance(node, list) else []
+    return [path, *(p for k, v in children for p in _paths(v, (*path, k)))]
+
+
+def _outcome(parse: Any, body: bytes) -> tuple[str, Any]:
+    try:
+        return "ok", parse(body).model_dump_json()
+    except ValidationError as exc:  # ctx holds exception objects, equal only as text
+        return "error", [{**e, "ctx": str(e.get("ctx"))} for e in exc.errors(include_url=False)]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(_paths(samples.seed_callback("c1"))), _VALUE, st.booleans())
+def test_parse_callback_is_validate_json(path: tuple[Any, ...], value: Any, delete: bool) -> None:
+    """The fast parse accepts exactly what JSON-mode validation accepts, with its errors."""
+    body: Any = samples.seed_callback("c1")
+    parent = body
+    for key in path[:-1]:
+        parent = parent[key]
+    if path and delete and isinstance(parent, dict):
+        del parent[path[-1]]
+    elif path:
+        parent[path[-1]] = value
+    raw = json.dumps(body).encode()
+    assert _outcome(airudder.parse_callback, raw) == _outcome(
+        airudder.Callback.model_validate_json, raw
+    )
+
+
+@pytest.mark.parametrize(
+    "raw", [b"", b"{", b"[1]", b"null", b'{"a": 1e400}', b"\xff", b'{"event": "\\ud800"}']
+)
+def test_parse_callback_errors_on_bodies_orjson_refuses(raw: bytes) -> None:
+    assert _outcome(airudder.parse_callback, raw) == _outcome(
+        airudder.Callback.model_validate_json, raw
+    )

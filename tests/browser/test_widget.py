@@ -96,6 +96,7 @@ def test_every_kind_renders(page: Page, bridge: Bridge, host_site: HostSite) -> 
     expect(url).to_have_attribute("target", "_blank")
     # Bot messages sit on the left, with a time, under a date divider.
     bubble = chat.locator(".bubble").filter(has=page.get_by_text("hi", exact=True))
+    expect(bubble).to_be_visible()
     box, log = bubble.bounding_box(), chat.locator(".log").bounding_box()
     assert box and log and box["x"] - log["x"] < 40
     expect(chat.locator(".row-msg time").first).to_be_visible()
@@ -154,7 +155,9 @@ def test_list_opens_and_a_picked_row_becomes_the_persons_message(
 
     pick = chat.locator(".row-msg.from-user", has_text="网点查询")
     expect(pick).to_have_count(1)
-    box, log = pick.locator(".bubble").bounding_box(), chat.locator(".log").bounding_box()
+    bubble = pick.locator(".bubble")
+    expect(bubble).to_be_visible()  # bounding_box() does not wait; it is None until laid out
+    box, log = bubble.bounding_box(), chat.locator(".log").bounding_box()
     assert box and log and box["x"] + box["width"] > log["x"] + log["width"] - 40  # right side
     expect(chat.get_by_text("Chosen: 网点查询")).to_be_visible()
     opener.click()

@@ -437,6 +437,9 @@
       e.preventDefault();
     }.bind(this));
     dialog.addEventListener("close", function () {
+      // "close" is dispatched as a task: the sheet may have been opened again meanwhile
+      // (Esc then Enter at once), and that opening's state must stand.
+      if (dialog.open) return;
       if (this.sheetOpener && this.sheetOpener.isConnected) this.sheetOpener.focus();
       this.sheetFor = null;
     }.bind(this));

@@ -17,6 +17,8 @@ from bridge import airudder, samples
 from bridge.config import SignScheme
 
 TIMEOUT = 10.0
+# The kinds of the spec's seven-message example, in order.
+SEED_KINDS = ["text", "image", "video", "audio", "file", "choices", "choices"]
 T = TypeVar("T")
 
 

@@ -22,7 +22,7 @@ from bridge.config import Settings
 from bridge.hub import Hub, Outbox, Refused
 from bridge.widget import ReplyTo, TextMessage
 from tests.conftest import MakeClient
-from tests.helpers import TIMEOUT, messages, nothing_more, post, texts, until_ready
+from tests.helpers import SEED_KINDS, TIMEOUT, messages, nothing_more, post, texts, until_ready
 
 Client = TestClient[Any, Any]
 
@@ -149,15 +149,7 @@ async def test_seed_example_arrives_in_order_and_only_on_its_call_id(client: Cli
     await until_ready(other)
     assert await post(client, samples.seed_callback("mine")) == (200, {})
     got = await messages(mine, 7)
-    assert [m["kind"] for m in got] == [
-        "text",
-        "image",
-        "video",
-        "audio",
-        "file",
-        "choices",
-        "choices",
-    ]
+    assert [m["kind"] for m in got] == SEED_KINDS
     assert [m["seq"] for m in got] == list(range(1, 8))
     assert {m["call_id"] for m in got} == {"mine"}
     assert got[5]["style"] == "list" and got[6]["style"] == "buttons"

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from bridge import airudder, samples, widget
 from bridge.config import SignScheme
+from tests.helpers import SEED_KINDS
 
 
 def translated(body: dict) -> list[widget.WidgetMessage]:
@@ -20,15 +21,7 @@ def translated(body: dict) -> list[widget.WidgetMessage]:
 
 def test_seed_example_becomes_seven_messages_of_the_expected_kinds() -> None:
     messages = translated(samples.seed_callback())
-    assert [m.kind for m in messages] == [
-        "text",
-        "image",
-        "video",
-        "audio",
-        "file",
-        "choices",
-        "choices",
-    ]
+    assert [m.kind for m in messages] == SEED_KINDS
     assert len({m.id for m in messages}) == 7, "one reused msg_id must not merge messages"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # templates/ and static/ sit beside the package in the source tree (installed with `pip -e`).
@@ -86,11 +86,19 @@ class Settings(BaseSettings):
             raise ValueError("max_sockets must be lower than max_sessions")
         return self
 
+    # Split once: the signing secrets are read on every callback.
+    _signing_secrets: list[bytes] = PrivateAttr(default_factory=list)
+    _widget_secrets: list[bytes] = PrivateAttr(default_factory=list)
+
+    def model_post_init(self, context: object) -> None:
+        self._signing_secrets = _split(self.signing_secret)
+        self._widget_secrets = _split(self.widget_secret)
+
     def signing_secrets(self) -> list[bytes]:
-        return _split(self.signing_secret)
+        return self._signing_secrets
 
     def widget_secrets(self) -> list[bytes]:
-        return _split(self.widget_secret)
+        return self._widget_secrets
 
     def demo_enabled(self) -> bool:
         if self.demo is not None:

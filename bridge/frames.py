@@ -92,7 +92,6 @@ class RetryFrame(_Frame):
 
 ClientFrame = Annotated[SendFrame | ChooseFrame | RetryFrame, Field(discriminator="type")]
 CLIENT_FRAME: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
-SERVER_FRAME: TypeAdapter[ServerFrame] = TypeAdapter(ServerFrame)
 
 
 def error(code: str, detail: str, client_msg_id: str | None = None) -> bytes:

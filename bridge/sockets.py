@@ -115,6 +115,7 @@ class Connection:
             message = HISTORY_CHANGED
         if self._pump is not None:
             self._pump.cancel()
+        # Held so the close task is not garbage-collected before it runs.
         self._closing = asyncio.create_task(self.close(WSCloseCode.TRY_AGAIN_LATER, message))
 
     async def close(self, code: int, message: str) -> None:

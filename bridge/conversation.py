@@ -43,7 +43,8 @@ class Conversation:
                 return
             seq = await self._record(frame)
         except Refused as refusal:
-            await self._refuse(refusal.code, refusal.detail, client_msg_id)
+            retried = frame.seq if isinstance(frame, frames.RetryFrame) else None
+            await self._refuse(refusal.code, refusal.detail, client_msg_id, retried)
             return
         except StoreUnavailable:  # the socket stays open: the person can send it again
             await self.conn.send(
@@ -53,9 +54,11 @@ class Conversation:
         await self.conn.send(frames.AckFrame(client_msg_id=frame.client_msg_id, seq=seq).encode())
         await self.forwarder.submit(self.conn.call_id, seq, self.origin)
 
-    async def _refuse(self, code: str, detail: str, client_msg_id: str | None = None) -> None:
+    async def _refuse(
+        self, code: str, detail: str, client_msg_id: str | None = None, seq: int | None = None
+    ) -> None:
         self.conn.metrics.rejections.labels(code).inc()
-        await self.conn.send(frames.error(code, detail, client_msg_id))
+        await self.conn.send(frames.error(code, detail, client_msg_id, seq))
 
     async def _record(self, frame: frames.SendFrame | frames.ChooseFrame) -> int:
         call_id = self.conn.call_id

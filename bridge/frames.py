@@ -36,6 +36,7 @@ class ReadyFrame(_Frame):
     last_seq: int
     epoch: str
     recovered: bool
+    max_text_length: int = Field(description="the longest text a ``send`` frame may carry")
 
 
 class AckFrame(_Frame):
@@ -52,6 +53,7 @@ class ErrorBody(_Frame):
 class ErrorFrame(_Frame):
     type: Literal["error"] = "error"
     client_msg_id: str | None = None
+    seq: int | None = Field(None, description="the message a refused ``retry`` named")
     error: ErrorBody
 
 
@@ -94,7 +96,9 @@ ClientFrame = Annotated[SendFrame | ChooseFrame | RetryFrame, Field(discriminato
 CLIENT_FRAME: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
 
 
-def error(code: str, detail: str, client_msg_id: str | None = None) -> bytes:
+def error(
+    code: str, detail: str, client_msg_id: str | None = None, seq: int | None = None
+) -> bytes:
     return ErrorFrame(
-        client_msg_id=client_msg_id, error=ErrorBody(code=code, detail=detail)
+        client_msg_id=client_msg_id, seq=seq, error=ErrorBody(code=code, detail=detail)
     ).encode()

@@ -44,9 +44,12 @@ class Replay:
     epoch: str
     recovered: bool
 
-    def ready_frame(self) -> bytes:
+    def ready_frame(self, max_text_length: int) -> bytes:
         return ReadyFrame(
-            last_seq=self.last_seq, epoch=self.epoch, recovered=self.recovered
+            last_seq=self.last_seq,
+            epoch=self.epoch,
+            recovered=self.recovered,
+            max_text_length=max_text_length,
         ).encode()
 
 

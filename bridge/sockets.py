@@ -10,6 +10,7 @@ import time
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bridge.hub import Frame, Hub, Outbox, Replay, StopReason, StoreUnavailable
+from bridge.keys import SETTINGS
 from bridge.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ class Connection:
         self.epoch = replay.epoch
         self.sent_seq = replay.last_seq
         await self._send_all(replay.frames)
-        await self.ws.send_frame(replay.ready_frame(), WSMsgType.TEXT)
+        max_text = self.request.app[SETTINGS].max_text_length
+        await self.ws.send_frame(replay.ready_frame(max_text), WSMsgType.TEXT)
         self._pump = asyncio.create_task(self._run(), name=f"pump {self.call_id}")
 
     async def stop(self) -> None:

@@ -165,7 +165,9 @@ async def test_4xx_is_not_retried_and_shows_failed_until_retried(
     await wait_status(ws, seq, "sent")
     assert len(up.accepted) == 1
     await ws.send_json({"type": "retry", "seq": seq})
-    assert (await next_of(ws, "error"))["error"]["code"] == "not_failed"
+    refused = await next_of(ws, "error")
+    assert refused["error"]["code"] == "not_failed"
+    assert refused["seq"] == seq  # the widget knows which Retry to take back
 
 
 @pytest.mark.parametrize("upstream", [{"fail_first": 100}], indirect=True)

@@ -211,7 +211,13 @@ async def test_reconnect_with_after_gets_exactly_what_was_missed(client: Client)
     ws = await client.ws_connect(f"/ws/rc?after=3&epoch={epoch}")
     replayed, ready = await until_ready(ws)
     assert [m["seq"] for m in replayed] == [4, 5, 6, 7]
-    assert ready == {"type": "ready", "last_seq": 7, "epoch": epoch, "recovered": True}
+    assert ready == {
+        "type": "ready",
+        "last_seq": 7,
+        "epoch": epoch,
+        "recovered": True,
+        "max_text_length": 4000,  # the setting's default: the widget's input limit
+    }
     await post(client, texts("rc", 8, 9))
     assert [m["seq"] for m in await messages(ws, 1)] == [8]
     await nothing_more(ws)

@@ -19,8 +19,9 @@ import orjson
 
 from bench import rawws
 from bench.servers import SECRET
-from bridge import airudder, samples
 from bridge.config import SignScheme
+from bridge.demo import samples
+from bridge.vendor import signing
 
 MARK = re.compile(rb"\[bench n=\d+ t=(\d+)\]")
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10)
@@ -50,7 +51,7 @@ class Callbacks:
         index = n % len(self.ids)
         mark = f"n={n} t={time.monotonic_ns()}".encode()
         body = self.template.replace(b"__CALL__", self.ids[index]).replace(b"__MARK__", mark)
-        sign = airudder.sign(body, self.secret, SignScheme.HMAC_SHA256_HEX)
+        sign = signing.sign(body, self.secret, SignScheme.HMAC_SHA256_HEX)
         return index, body, {"Content-Type": "application/json", "X-AIRudder-Sign": sign}
 
 

@@ -2,94 +2,69 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import WSCloseCode, web
 
-from bridge import demo_bot, pages, security, views
+from bridge import demo
 from bridge.config import Settings
-from bridge.hub import Hub, MemoryHub
-from bridge.keys import BACKGROUND, FORWARDER, HTTP, HUB, METRICS, SETTINGS, SLOTS, SOCKETS
-from bridge.limits import SocketSlots
+from bridge.delivery.upstream import Forwarder
+from bridge.keys import FANOUT, FORWARDER, HTTP, METRICS, SETTINGS, SLOTS, SOCKETS, STORE
+from bridge.live.fanout import open_fanout
 from bridge.metrics import Metrics
-from bridge.upstream import Forwarder
+from bridge.store import open_store
+from bridge.web import pages, security, views
+from bridge.web.errors import error_middleware
+from bridge.web.limits import SocketSlots
 
 log = logging.getLogger(__name__)
+
+UPSTREAM_URL = web.AppKey("upstream_url", str)
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
-    app = web.Application(
-        client_max_size=settings.max_body_bytes, middlewares=[views.error_middleware]
-    )
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[SOCKETS] = set()
     app[SLOTS] = SocketSlots(settings.max_sockets, settings.max_sockets_per_call)
-    app[BACKGROUND] = set()
     security.setup(app)
-    app.cleanup_ctx.append(_hub)
-    app.cleanup_ctx.append(_forwarder)
-    app.on_shutdown.append(_close_sockets)
     views.setup_routes(app)
     pages.setup(app)
-    if not settings.upstream_url:
-        app.router.add_post("/demo/bot", demo_bot.inbound)
+    # With no upstream configured, the demo bot answers people: an upstream like any other.
+    demo_bot_url = demo.setup(app)
+    app[UPSTREAM_URL] = settings.upstream_url or demo_bot_url or ""
+    app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(_forwarder)
+    app.on_shutdown.append(_close_sockets)
     return app
 
 
-async def _hub(app: web.Application) -> AsyncIterator[None]:
+async def _store(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if not settings.signing_secrets():
         log.warning("BRIDGE_SIGNING_SECRET is not set: callbacks are NOT verified (development)")
-    hub = app[HUB] = await open_hub(settings)
-    sweeper = None
-    if isinstance(hub, MemoryHub):
-        memory = hub
-        app[METRICS].sessions.set_function(lambda: memory.session_count)  # read when scraped
-        sweeper = asyncio.create_task(_sweep(app))
+    store = app[STORE] = await open_store(settings)
+    fanout = app[FANOUT] = await open_fanout(settings, store)
+    app[METRICS].sessions.set_function(lambda: store.session_count() or 0)  # read when scraped
     yield
-    if sweeper is not None:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
-    await hub.close()
-
-
-async def open_hub(settings: Settings) -> Hub:
-    """The session store the settings ask for: Redis when ``redis_url`` is set."""
-    if settings.redis_url:
-        from bridge.redis_hub import RedisHub  # only deployments on Redis need the client
-
-        return await RedisHub.connect(settings)
-    return MemoryHub(settings.history_limit, settings.session_ttl, settings.max_sessions)
+    await fanout.close()
+    await store.close()
 
 
 async def _forwarder(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    if not settings.upstream_url:
+    if not app[SETTINGS].upstream_url:
         log.warning("BRIDGE_UPSTREAM_URL is not set: the built-in demo bot answers people")
     async with aiohttp.ClientSession() as http:
         app[HTTP] = http
-        app[FORWARDER] = Forwarder(settings, app[HUB], app[METRICS], http)
+        forwarder = app[FORWARDER] = Forwarder(
+            app[SETTINGS], app[UPSTREAM_URL], app[STORE], app[FANOUT], app[METRICS], http
+        )
         yield
-        await app[FORWARDER].close()
-        tasks = app[BACKGROUND]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _sweep(app: web.Application) -> None:
-    hub = app[HUB]
-    assert isinstance(hub, MemoryHub)
-    while True:
-        await asyncio.sleep(app[SETTINGS].sweep_interval)
-        hub.sweep()
+        await forwarder.close()
 
 
 async def _close_sockets(app: web.Application) -> None:

@@ -20,19 +20,21 @@ from typing import Any
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from bridge.config import Settings
+from bridge.refusals import Refusal
 
 # Separates these signatures from any other use of the same secret.
 SALT = "airudder-bridge.widget-token"
 MAX_TTL = 366 * 24 * 3600
 
 
-class TokenError(Exception):
-    """A token that does not admit its bearer: ``code`` says why."""
+class TokenError(Refusal):
+    """A token that does not admit its bearer: ``code`` says why (401, or 403 for a token
+    of another call_id)."""
+
+    status = 401
 
     def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
+        super().__init__(code, detail, status=403 if code == "token_wrong_call" else None)
 
 
 def _serializer(secrets: Sequence[bytes | str]) -> URLSafeSerializer:

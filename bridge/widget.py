@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from bridge import airudder
+from bridge.vendor import airudder
 
 VERSION = 1
 

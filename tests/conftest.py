@@ -8,7 +8,7 @@ from aiohttp.test_utils import TestClient
 
 from bridge.app import create_app
 from bridge.config import Settings
-from tests.servers import RedisServer
+from tests.servers import RedisServer, free_port
 
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 
@@ -18,7 +18,10 @@ def make_client(aiohttp_client: Any) -> MakeClient:
     """A real server on 127.0.0.1 with the given settings, and a client for it."""
 
     async def make(**settings: Any) -> TestClient[Any, Any]:
-        client: TestClient[Any, Any] = await aiohttp_client(create_app(Settings(**settings)))
+        # The port is chosen first so that the app knows its own address (the demo bot).
+        port = free_port()
+        app = create_app(Settings(**{"port": port, **settings}))
+        client: TestClient[Any, Any] = await aiohttp_client(app, server_kwargs={"port": port})
         return client
 
     return make

@@ -13,8 +13,11 @@ import orjson
 from aiohttp import ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestClient
 
-from bridge import airudder, samples
 from bridge.config import SignScheme
+from bridge.demo import samples
+from bridge.refusals import Refusal
+from bridge.vendor import signing
+from bridge.web.limits import FrameGate
 
 TIMEOUT = 10.0
 # The kinds of the spec's seven-message example, in order.
@@ -38,7 +41,7 @@ async def post(
     data = body if isinstance(body, bytes) else orjson.dumps(body)
     headers = {"Content-Type": "application/json"}
     if secret is not None:
-        headers["X-AIRudder-Sign"] = airudder.sign(data, secret, scheme)
+        headers["X-AIRudder-Sign"] = signing.sign(data, secret, scheme)
     resp = await client.post("/webhooks/airudder", data=data, headers=headers)
     return resp.status, await resp.json()
 
@@ -119,3 +122,12 @@ async def closed_by_server(reader: asyncio.StreamReader) -> bool:
     except ConnectionError:
         pass
     return True
+
+
+def verdict(gate: FrameGate) -> Refusal | None:
+    """What the gate says of one more frame now: None lets it through."""
+    try:
+        gate.check()
+    except Refusal as refusal:
+        return refusal
+    return None

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bridge import samples
+from bridge.demo import samples
 from tests.conftest import MakeClient
 from tests.helpers import messages, nothing_more, post, until_ready
 

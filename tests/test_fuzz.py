@@ -26,13 +26,14 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bridge import samples, tokens, widget
+from bridge import tokens, widget
 from bridge.app import create_app
 from bridge.config import Settings
-from bridge.hub import MemoryHub
-from bridge.keys import HUB
-from bridge.limits import FrameGate
-from tests.helpers import TIMEOUT
+from bridge.demo import samples
+from bridge.keys import STORE
+from bridge.store.memory import MemoryStore
+from bridge.web.limits import FrameGate
+from tests.helpers import TIMEOUT, verdict
 
 T = TypeVar("T")
 
@@ -108,9 +109,9 @@ class Harness:
                 return ws
 
     @property
-    def hub(self) -> MemoryHub:
-        hub = self.app[HUB]
-        assert isinstance(hub, MemoryHub)
+    def hub(self) -> MemoryStore:
+        hub = self.app[STORE]
+        assert isinstance(hub, MemoryStore)
         return hub
 
     def stored(self) -> int:
@@ -545,7 +546,7 @@ def test_rate_limit_never_lets_more_through_than_burst_plus_rate(
     admitted: list[float] = []
     for gap in gaps:
         now[0] += gap
-        if gate.check() is None:
+        if verdict(gate) is None:
             admitted.append(now[0])
     for i, start in enumerate(admitted):
         for j in range(i, len(admitted)):
@@ -559,4 +560,4 @@ def test_a_client_within_the_rate_is_never_refused(extra: list[float], rate: flo
     gate = FrameGate(Settings(frames_per_second=rate, frame_burst=1), None, clock=lambda: now[0])
     for pause in extra:
         now[0] += 1 / rate + pause
-        assert gate.check() is None
+        assert verdict(gate) is None

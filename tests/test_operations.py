@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 import pytest
 
-from bridge import samples
+from bridge.demo import samples
 from tests.helpers import TIMEOUT, until_ready
 
 ROOT = Path(__file__).resolve().parent.parent

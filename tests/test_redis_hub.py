@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType
 from aiohttp.test_utils import TestClient
 
-from bridge.redis_hub import SessionKeys, channel
+from bridge.store.redis_keys import SessionKeys, channel
 from tests.conftest import MakeClient
 from tests.helpers import TIMEOUT, messages, nothing_more, post, texts, until, until_ready
 from tests.servers import RedisServer, free_port

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from aiohttp import ClientWebSocketResponse, WSCloseCode, WSMsgType
 
-from bridge import samples
+from bridge.demo import samples
 from tests.helpers import TIMEOUT, messages, nothing_more, until, until_ready
 from tests.servers import Bridge, RedisServer, free_port
 

@@ -12,11 +12,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bridge import airudder, samples
 from bridge.config import Settings, SignScheme
-from bridge.hub import MemoryHub, StoreUnavailable
+from bridge.delivery.upstream import Forwarder
+from bridge.demo import samples
+from bridge.live.fanout import LocalFanout
 from bridge.metrics import Metrics
-from bridge.upstream import Forwarder
+from bridge.refusals import StoreUnavailable
+from bridge.store.memory import MemoryStore
+from bridge.vendor import signing
 from bridge.widget import TextMessage
 from tests.conftest import MakeClient
 from tests.helpers import frame, messages, nothing_more, post, until_ready
@@ -117,7 +120,7 @@ async def test_text_is_recorded_acked_shown_everywhere_and_forwarded_signed(
         assert (mine["from"], mine["text"], mine["seq"]) == ("user", "你好 👋", 8)
     await wait_status(tab2, 8, "sent")
     ((body, sign),) = up.requests
-    assert airudder.verify(body, sign, [SECRET], SignScheme.HMAC_SHA256_HEX)
+    assert signing.verify(body, sign, [SECRET], SignScheme.HMAC_SHA256_HEX)
     sent = orjson.loads(body)
     assert sent["call_id"] == "c1" and sent["channel"] == "HuaWei"
     assert sent["user"] == {"id": "123", "name": "nick"}, "envelope from the latest callback"
@@ -324,7 +327,7 @@ async def test_demo_bot_answers_through_the_real_callback_path(make_client: Make
     assert [o["label"] for o in buttons["sections"][0]["options"]] == ["男", "女", "其他"]
 
 
-class FlakyStore(MemoryHub):
+class FlakyStore(MemoryStore):
     """The memory store, but the next ``find`` fails as an unreachable Redis would."""
 
     down = False
@@ -340,20 +343,20 @@ async def test_store_outage_while_forwarding_leaves_the_message_retryable(
     upstream: tuple[Upstream, str],
 ) -> None:
     up, url = upstream
-    store = FlakyStore(history_limit=50, session_ttl=60)
     settings = Settings(upstream_url=url, upstream_backoff=0.01)
+    store = FlakyStore(settings)
     async with aiohttp.ClientSession() as http:
-        forwarder = Forwarder(settings, store, Metrics(), http)
+        forwarder = Forwarder(settings, url, store, LocalFanout(), Metrics(), http)
         draft = TextMessage(call_id="c", seq=0, id="m-000001", sender="user", ts=1, text="a")
-        (seq,) = await store.append("c", [("k1", draft)])
+        (seq,) = (await store.append("c", [("k1", draft)])).seqs
         store.down = True
-        await forwarder.submit("c", seq, "http://unused")
+        await forwarder.submit("c", seq)
         for _ in range(100):  # bounded: the worker finishes its queue despite the outage
             if not forwarder._workers:
                 break
             await asyncio.sleep(0.01)
         assert up.requests == [] and not forwarder._workers
-        await forwarder.retry("c", seq, "http://unused")
+        await forwarder.retry("c", seq)
         for _ in range(100):
             if up.accepted:
                 break

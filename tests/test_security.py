@@ -16,11 +16,13 @@ from aiohttp import WSCloseCode, WSMsgType, WSServerHandshakeError, web
 from aiohttp.test_utils import TestClient
 from pydantic import ValidationError
 
-from bridge import limits, samples, tokens
+from bridge import tokens
 from bridge.config import Settings
-from bridge.limits import FrameGate
+from bridge.demo import samples
+from bridge.web import limits
+from bridge.web.limits import FrameGate
 from tests.conftest import MakeClient
-from tests.helpers import TIMEOUT, frame, messages, post, until_ready
+from tests.helpers import TIMEOUT, frame, messages, post, until_ready, verdict
 
 Client = TestClient[Any, Any]
 SECRET = "widget-secret"
@@ -343,13 +345,13 @@ def test_rate_limit_forgives_a_client_that_pauses() -> None:
     now = [0.0]
     settings = Settings(frames_per_second=1, frame_burst=2, frame_abuse_limit=3)
     gate = FrameGate(settings, None, clock=lambda: now[0])
-    assert [gate.check() for _ in range(2)] == [None, None]
-    assert [v and v.code for v in (gate.check(), gate.check())] == ["rate_limited"] * 2
+    assert [verdict(gate) for _ in range(2)] == [None, None]
+    assert [v and v.code for v in (verdict(gate), verdict(gate))] == ["rate_limited"] * 2
     now[0] += 2.0  # long enough to refill the whole burst
-    assert [gate.check() for _ in range(2)] == [None, None]
-    assert [v and v.close for v in (gate.check(), gate.check())] == [False, False]
-    verdict = gate.check()
-    assert verdict is not None and verdict.close, "three refusals without a pause"
+    assert [verdict(gate) for _ in range(2)] == [None, None]
+    assert [v and v.close for v in (verdict(gate), verdict(gate))] == [False, False]
+    last = verdict(gate)
+    assert last is not None and last.close, "three refusals without a pause"
 
 
 async def test_full_store_evicts_the_longest_idle_unwatched_session(

@@ -9,9 +9,9 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType
 from aiohttp.test_utils import TestClient
 
-from bridge import samples
-from bridge.hub import MemoryHub
-from bridge.keys import HUB
+from bridge.demo import samples
+from bridge.keys import STORE
+from bridge.store.memory import MemoryStore
 from tests.conftest import MakeClient
 from tests.helpers import (
     TIMEOUT,
@@ -72,8 +72,8 @@ async def test_idle_sessions_expire_and_get_a_new_epoch(make_client: MakeClient)
     ws = await client.ws_connect("/ws/idle")
     _, ready = await until_ready(ws)
     await ws.close()
-    hub = client.app[HUB]
-    assert isinstance(hub, MemoryHub)
+    hub = client.app[STORE]
+    assert isinstance(hub, MemoryStore)
     assert hub.sweep(now=time.monotonic() + 30) == 0, "not idle long enough yet"
     for _ in range(100):  # the server notices the close shortly
         if hub.sweep(now=time.monotonic() + 61):
@@ -91,14 +91,14 @@ async def test_watched_sessions_never_expire(make_client: MakeClient) -> None:
     await post(client, texts("kept", 1, 3))
     ws = await client.ws_connect("/ws/kept")
     await until_ready(ws)
-    hub = client.app[HUB]
-    assert isinstance(hub, MemoryHub)
+    hub = client.app[STORE]
+    assert isinstance(hub, MemoryStore)
     assert hub.sweep(now=time.monotonic() + 3600) == 0
 
 
 async def test_a_kept_message_is_found_by_seq_and_by_id(client: Client) -> None:
     await post(client, samples.seed_callback("find"))
-    hub = client.app[HUB]
+    hub = client.app[STORE]
     choices = await hub.find("find", 6)
     assert choices is not None and choices.kind == "choices" and choices.seq == 6
     assert await hub.find("find", choices.id) == choices

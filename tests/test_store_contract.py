@@ -16,10 +16,15 @@ import pytest
 from aiohttp import WSCloseCode, WSMsgType
 from aiohttp.test_utils import TestClient
 
-from bridge import airudder, samples, widget
-from bridge.app import open_hub
+from bridge import widget
 from bridge.config import Settings
-from bridge.hub import Hub, Outbox, Refused
+from bridge.demo import samples
+from bridge.frames import DeliveryStatus
+from bridge.live.fanout import Fanout, open_fanout
+from bridge.live.outbox import Outbox
+from bridge.refusals import Refusal
+from bridge.store import Store, open_store
+from bridge.vendor import airudder
 from bridge.widget import ReplyTo, TextMessage
 from tests.conftest import MakeClient
 from tests.helpers import SEED_KINDS, TIMEOUT, messages, nothing_more, post, texts, until_ready
@@ -35,11 +40,34 @@ def make_client(make_client: MakeClient, store: dict[str, Any]) -> MakeClient:
     return make
 
 
+class Hub:
+    """A store and its fan-out, used together the way the application uses them."""
+
+    def __init__(self, store: Store, fanout: Fanout) -> None:
+        self.store, self.fanout = store, fanout
+        self.replay, self.find, self.envelope = store.replay, store.find, store.envelope
+        self.subscribe, self.unsubscribe = fanout.subscribe, fanout.unsubscribe
+
+    async def append(self, call_id: str, items: Any, **options: Any) -> list[int]:
+        appended = await self.store.append(call_id, items, **options)
+        self.fanout.publish(call_id, appended.epoch, appended.frames)
+        return appended.seqs
+
+    async def set_status(
+        self, call_id: str, seq: int, status: DeliveryStatus, detail: str | None = None
+    ) -> None:
+        epoch, frame = await self.store.set_status(call_id, seq, status, detail)
+        self.fanout.publish(call_id, epoch, [(None, frame)])
+
+
 @pytest.fixture
 async def hub(store: dict[str, Any]) -> AsyncIterator[Hub]:
-    hub = await open_hub(Settings(**store, history_limit=5))
-    yield hub
-    await hub.close()
+    settings = Settings(**store, history_limit=5)
+    opened = await open_store(settings)
+    fanout = await open_fanout(settings, opened)
+    yield Hub(opened, fanout)
+    await fanout.close()
+    await opened.close()
 
 
 def seed_items(call_id: str) -> list[tuple[str, widget.WidgetMessage]]:
@@ -104,7 +132,7 @@ async def test_a_choice_is_answered_once(hub: Hub) -> None:
     # The same tap retried is not a second answer: it keeps its seq.
     assert await hub.append("pick", [("tap-1", person("pick", "A", pick))], answer=pick) == [2]
     other = ReplyTo(seq=seq, option_id="opt-b")
-    with pytest.raises(Refused) as refused:
+    with pytest.raises(Refusal) as refused:
         await hub.append("pick", [("tap-2", person("pick", "B", other))], answer=other)
     assert refused.value.code == "already_answered"
     replay = await hub.replay("pick", None, None)

@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 from aiohttp import ClientWebSocketResponse
 
-from bridge import samples
+from bridge.demo import samples
 from tests.helpers import TIMEOUT, messages, until, until_ready
 from tests.servers import ROOT, Bridge, free_port
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from bridge import samples, tokens
+from bridge import tokens
+from bridge.demo import samples
 from tests.browser.conftest import Bridge, HostSite
 
 SECRET = "browser-widget-secret"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Locator, Page, WebSocketRoute, expect
 
-from bridge import samples
+from bridge.demo import samples
 from tests.browser.conftest import Bridge
 from tests.browser.test_widget import new_call_id, open_chat
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from playwright.sync_api import Locator, Page, expect
 
-from bridge import samples
+from bridge.demo import samples
 from tests.browser.conftest import Bridge, HostSite
 
 CLOSED_PORT_URL = "http://127.0.0.1:9/unreachable"  # port 9 (discard) is closed here: fails at once

@@ -1,4 +1,4 @@
-"""The AIRudder callback "bot reply message": pydantic models and the signature check.
+"""The AIRudder callback "bot reply message" and the upstream request: pydantic models.
 
 The models follow the vendor's spec (``shared/seed``) as restated in DESIGN.md section 1.
 Unknown fields are ignored because real senders add fields over time; an unknown
@@ -7,9 +7,6 @@ Unknown fields are ignored because real senders add fields over time; an unknown
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -23,8 +20,6 @@ from pydantic import (
     Tag,
     ValidationError,
 )
-
-from bridge.config import SignScheme
 
 MESSAGE_SEND = "message.send"
 
@@ -211,30 +206,6 @@ def error_path(loc: tuple[int | str, ...]) -> str:
     """A pydantic error location as the sender knows the field, union tags left out:
     ``messages.0.content.media.origin_url``."""
     return ".".join(str(part) for part in loc if not str(part).startswith(TAG_MARK))
-
-
-def sign(body: bytes, secret: bytes, scheme: SignScheme) -> str:
-    """The header value a sender with ``secret`` puts on ``body``."""
-    if scheme is SignScheme.STATIC:
-        return secret.decode()
-    digest = hmac.digest(secret, body, hashlib.sha256)  # one-shot: no HMAC object
-    if scheme is SignScheme.HMAC_SHA256_BASE64:
-        return base64.b64encode(digest).decode()
-    return digest.hex()
-
-
-def verify(body: bytes, header: str | None, secrets: list[bytes], scheme: SignScheme) -> bool:
-    """True when ``header`` is a valid signature of ``body`` under any of ``secrets``."""
-    if not header:
-        return False
-    given = header.strip()
-    if scheme is SignScheme.HMAC_SHA256_HEX:
-        given = given.removeprefix("sha256=").lower()
-    # Check every secret, so the time taken does not tell which one matched.
-    ok = False
-    for secret in secrets:
-        ok |= hmac.compare_digest(given.encode(), sign(body, secret, scheme).encode())
-    return ok
 
 
 class Envelope(Model):

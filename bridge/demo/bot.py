@@ -1,6 +1,7 @@
 """A small bot built in for the demo: with no ``BRIDGE_UPSTREAM_URL`` the person's messages
-are forwarded here, and it answers the way the vendor does, through the real
-``POST /webhooks/airudder`` of this same server. So a fresh machine shows the whole loop."""
+are forwarded here like to any upstream, and it answers the way the vendor does, through
+the real ``POST /webhooks/airudder`` of this same server. So a fresh machine shows the
+whole loop."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -15,14 +17,22 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
-from bridge import airudder, samples
-from bridge.keys import BACKGROUND, HTTP, SETTINGS
+from bridge.demo import samples
+from bridge.keys import HTTP, SETTINGS
+from bridge.refusals import Refusal
+from bridge.vendor import airudder, signing
+from bridge.web.errors import invalid_body
 
 log = logging.getLogger(__name__)
 
 MENU_WORDS = ("menu", "list", "菜单", "业务", "列表")
 CHOICE_WORDS = ("button", "choice", "choose", "gender", "按钮", "选择", "性别")
 HELP = "Type “menu” for a list, or “buttons” for quick replies. 输入“菜单”或“按钮”试试。"
+THINKING = 0.3  # a bot takes a moment; the person sees their message first
+
+# This server's own address, for calling its own webhook (worked out once at start).
+SELF_URL = web.AppKey("demo_self_url", str)
+REPLIES = web.AppKey("demo_replies", set[asyncio.Task[None]])
 
 
 def replies(request: airudder.UpstreamRequest) -> list[dict[str, Any]]:
@@ -50,57 +60,56 @@ def _fresh(message: dict[str, Any], msg_id: str) -> dict[str, Any]:
 
 
 async def inbound(request: web.Request) -> web.Response:
-    """Where the forwarder posts when no upstream is configured: answer 200 at once, as a
-    real bot would, and reply a moment later with a callback."""
-    settings = request.app[SETTINGS]
+    """The bot's upstream endpoint: answer 200 at once, as a real bot would, and reply a
+    moment later with a callback."""
     body = await request.read()
-    keys = settings.signing_secrets()
-    if keys and not airudder.verify(
-        body, request.headers.get("X-AIRudder-Sign"), keys, settings.signing_scheme
-    ):
-        raise web.HTTPUnauthorized(text="X-AIRudder-Sign is missing or does not match")
+    if not signing.authentic(body, request.headers.get(signing.HEADER), request.app[SETTINGS]):
+        raise Refusal("bad_signature", f"{signing.HEADER} is missing or does not match", status=401)
     try:
         said = airudder.UpstreamRequest.model_validate_json(body)
     except ValidationError as exc:
-        raise web.HTTPUnprocessableEntity(text=str(exc.errors()[0]["msg"])) from None
+        raise invalid_body(exc, "invalid_request") from None
     callback = samples.callback(said.call_id, *replies(said))
     callback.update(channel=said.channel, channel_id=said.channel_id, user=said.user.model_dump())
-    task = asyncio.create_task(_reply(request.app, origin_of(request), callback))
-    request.app[BACKGROUND].add(task)
-    task.add_done_callback(request.app[BACKGROUND].discard)
+    task = asyncio.create_task(_reply(request.app, callback))
+    request.app[REPLIES].add(task)
+    task.add_done_callback(request.app[REPLIES].discard)
     return web.json_response({})
 
 
-async def _reply(app: web.Application, origin: str, callback: dict[str, Any]) -> None:
-    await asyncio.sleep(0.3)  # a bot takes a moment; the person sees their message first
+async def _reply(app: web.Application, callback: dict[str, Any]) -> None:
+    await asyncio.sleep(THINKING)
     try:
-        status, _ = await post_callback(app, origin, callback)
+        status, _ = await post_callback(app, callback)
         if status != 200:
             log.warning("demo bot reply refused: HTTP %s", status)
     except aiohttp.ClientError as exc:
         log.warning("demo bot could not reply: %s", exc)
 
 
-async def post_callback(
-    app: web.Application, origin: str, callback: dict[str, Any]
-) -> tuple[int, Any]:
+async def post_callback(app: web.Application, callback: dict[str, Any]) -> tuple[int, Any]:
     """POST ``callback`` to this server's own webhook as the vendor would: over HTTP, signed
     with the first configured secret. Returns the status and the decoded JSON answer."""
-    settings = app[SETTINGS]
     body = orjson.dumps(callback)
-    headers = {"Content-Type": "application/json"}
-    keys = settings.signing_secrets()
-    if keys:
-        headers["X-AIRudder-Sign"] = airudder.sign(body, keys[0], settings.signing_scheme)
-    async with app[HTTP].post(f"{origin}/webhooks/airudder", data=body, headers=headers) as resp:
+    headers = signing.signed_headers(body, app[SETTINGS])
+    url = f"{app[SELF_URL]}/webhooks/airudder"
+    async with app[HTTP].post(url, data=body, headers=headers) as resp:
         return resp.status, await resp.json(content_type=None)
 
 
-def origin_of(request: web.Request) -> str:
-    """This server's own address as seen on ``request``'s connection (so a server bound to
-    0.0.0.0 or a random test port can call itself)."""
-    sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    if not sockname:
-        return f"http://{request.host}"
-    host, port = sockname[0], sockname[1]
+def self_url(host: str, port: int) -> str:
+    """How this server reaches itself: a wildcard bind answers on the loopback address."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 - compared, not bound
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def replies_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Replies still waiting when the server stops are dropped, not left running."""
+    app[REPLIES] = set()
+    yield
+    for task in app[REPLIES]:
+        task.cancel()
+    await asyncio.gather(*app[REPLIES], return_exceptions=True)

@@ -16,8 +16,8 @@ from aiohttp import web
 
 from bridge import tokens
 from bridge.config import Settings
-from bridge.errors import HandshakeRefused
 from bridge.keys import SETTINGS
+from bridge.refusals import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +40,18 @@ def _origin_allowed(request: web.Request, settings: Settings) -> bool:
 
 def admit(request: web.Request, call_id: str) -> int | None:
     """Check a socket handshake for ``call_id``: the expiry of its widget token (None when
-    tokens are off), or :class:`HandshakeRefused`."""
+    tokens are off), or :class:`Refusal`."""
     settings = request.app[SETTINGS]
     if not _origin_allowed(request, settings):
-        raise HandshakeRefused(
-            403, "origin_not_allowed", "this site may not open the chat (BRIDGE_ALLOWED_ORIGINS)"
+        raise Refusal(
+            "origin_not_allowed",
+            "this site may not open the chat (BRIDGE_ALLOWED_ORIGINS)",
+            status=403,
         )
     secrets = settings.widget_secrets()
     if not secrets:
         return None
-    try:
-        return tokens.verify(request.query.get("token"), call_id, secret=secrets)
-    except tokens.TokenError as exc:
-        status = 403 if exc.code == "token_wrong_call" else 401
-        raise HandshakeRefused(status, exc.code, exc.detail) from None
+    return tokens.verify(request.query.get("token"), call_id, secret=secrets)
 
 
 def content_security_policy(settings: Settings) -> str:

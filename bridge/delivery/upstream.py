@@ -11,10 +11,13 @@ from collections import OrderedDict, deque
 
 import aiohttp
 
-from bridge import airudder
 from bridge.config import Settings
-from bridge.hub import Hub, Refused, StoreUnavailable
+from bridge.frames import DeliveryStatus
+from bridge.live.fanout import Fanout
 from bridge.metrics import Metrics
+from bridge.refusals import Refusal, StoreUnavailable
+from bridge.store import Store
+from bridge.vendor import airudder, signing
 from bridge.widget import ChoicesMessage, TextMessage, WidgetMessage
 
 log = logging.getLogger(__name__)
@@ -71,35 +74,39 @@ class Forwarder:
     """One worker per call_id with pending messages, so a session's messages go in order."""
 
     def __init__(
-        self, settings: Settings, hub: Hub, metrics: Metrics, http: aiohttp.ClientSession
+        self,
+        settings: Settings,
+        url: str,
+        store: Store,
+        fanout: Fanout,
+        metrics: Metrics,
+        http: aiohttp.ClientSession,
     ) -> None:
         self.settings = settings
-        self.hub = hub
+        self.url = url
+        self.store = store
+        self.fanout = fanout
         self.metrics = metrics
         self.http = http
-        self._pending: dict[str, deque[tuple[int, str]]] = {}
+        self._pending: dict[str, deque[int]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._submitted: OrderedDict[tuple[str, int], bool] = OrderedDict()  # value: failed
 
-    def url(self, origin: str) -> str:
-        """The vendor's URL, or this server's built-in demo bot when none is configured."""
-        return self.settings.upstream_url or f"{origin}/demo/bot"
-
-    async def submit(self, call_id: str, seq: int, origin: str) -> None:
+    async def submit(self, call_id: str, seq: int) -> None:
         """Forward the person's message ``seq`` once; a re-sent frame does not send twice."""
         if (call_id, seq) in self._submitted:
             return
         self._remember(call_id, seq, failed=False)
-        await self.hub.set_status(call_id, seq, "sending")
-        self._pending.setdefault(call_id, deque()).append((seq, origin))
+        await self._status(call_id, seq, "sending")
+        self._pending.setdefault(call_id, deque()).append(seq)
         if call_id not in self._workers:
             self._workers[call_id] = asyncio.create_task(self._drain(call_id))
 
-    async def retry(self, call_id: str, seq: int, origin: str) -> None:
+    async def retry(self, call_id: str, seq: int) -> None:
         if not self._submitted.get((call_id, seq)):
-            raise Refused("not_failed", f"message {seq} has not failed here; nothing to retry")
+            raise Refusal("not_failed", f"message {seq} has not failed here; nothing to retry")
         del self._submitted[(call_id, seq)]
-        await self.submit(call_id, seq, origin)
+        await self.submit(call_id, seq)
 
     async def close(self) -> None:
         for task in self._workers.values():
@@ -116,9 +123,9 @@ class Forwarder:
         queue = self._pending[call_id]
         try:
             while queue:
-                seq, origin = queue.popleft()
+                seq = queue.popleft()
                 try:
-                    await self._forward(call_id, seq, origin)
+                    await self._forward(call_id, seq)
                 except StoreUnavailable as exc:
                     # The message could not be read, or its outcome not recorded: offer a
                     # retry (a re-send carries the same msg_id, so the vendor de-duplicates).
@@ -128,30 +135,34 @@ class Forwarder:
             del self._workers[call_id]
             del self._pending[call_id]
 
-    async def _forward(self, call_id: str, seq: int, origin: str) -> None:
-        message = await self.hub.find(call_id, seq)
+    async def _status(
+        self, call_id: str, seq: int, status: DeliveryStatus, detail: str | None = None
+    ) -> None:
+        """Record it, and show it on every socket of the session."""
+        epoch, frame = await self.store.set_status(call_id, seq, status, detail)
+        self.fanout.publish(call_id, epoch, [(None, frame)])
+
+    async def _forward(self, call_id: str, seq: int) -> None:
+        message = await self.store.find(call_id, seq)
         if not isinstance(message, TextMessage):
             return  # trimmed away before its turn: nothing left to send
-        choices = await self.hub.find(call_id, message.reply_to.seq) if message.reply_to else None
-        envelope = await self.hub.envelope(call_id) or default_envelope(call_id)
+        choices = await self.store.find(call_id, message.reply_to.seq) if message.reply_to else None
+        envelope = await self.store.envelope(call_id) or default_envelope(call_id)
         body = upstream_request(message, choices, envelope).model_dump_json(exclude_none=True)
         try:
-            await self._post(self.url(origin), body.encode(), call_id)
+            await self._post(body.encode(), call_id)
         except Exception as exc:  # every way of failing ends as "failed", never silently
             self.metrics.forwards.labels("failed").inc()
             self._remember(call_id, seq, failed=True)
             log.warning("upstream delivery failed: %s", exc, extra={"call_id": call_id})
-            await self.hub.set_status(call_id, seq, "failed", str(exc)[:200])
+            await self._status(call_id, seq, "failed", str(exc)[:200])
             return
         self.metrics.forwards.labels("sent").inc()
-        await self.hub.set_status(call_id, seq, "sent")
+        await self._status(call_id, seq, "sent")
 
-    async def _post(self, url: str, body: bytes, call_id: str) -> None:
-        settings = self.settings
-        headers = {"Content-Type": "application/json"}
-        secrets = settings.signing_secrets()
-        if secrets:
-            headers["X-AIRudder-Sign"] = airudder.sign(body, secrets[0], settings.signing_scheme)
+    async def _post(self, body: bytes, call_id: str) -> None:
+        settings, url = self.settings, self.url
+        headers = signing.signed_headers(body, settings)
         deadline = time.monotonic() + settings.upstream_max_seconds
         timeout = aiohttp.ClientTimeout(total=settings.upstream_timeout)
         for attempt in range(1, settings.upstream_attempts + 1):

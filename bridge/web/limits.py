@@ -6,10 +6,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from bridge.config import Settings
-from bridge.errors import HandshakeRefused
+from bridge.refusals import Refusal
 
 
 class SocketSlots:
@@ -23,12 +22,12 @@ class SocketSlots:
 
     @contextmanager
     def take(self, call_id: str) -> Iterator[None]:
-        """Hold one slot for ``call_id`` while the block runs, or :class:`HandshakeRefused`."""
+        """Hold one slot for ``call_id`` while the block runs, or :class:`Refusal`."""
         if self.open >= self.total:
-            raise HandshakeRefused(503, "server_full", "too many open sockets, try again later")
+            raise Refusal("server_full", "too many open sockets, try again later", status=503)
         if self._by_call[call_id] >= self.per_call:
-            raise HandshakeRefused(
-                429, "too_many_sockets", f"at most {self.per_call} sockets per call_id"
+            raise Refusal(
+                "too_many_sockets", f"at most {self.per_call} sockets per call_id", status=429
             )
         self.open += 1
         self._by_call[call_id] += 1
@@ -43,15 +42,6 @@ class SocketSlots:
 
 # A client sending at exactly the rate refills 1/rate x rate = 0.999... tokens: not a refusal.
 FLOAT_SLACK = 1e-9
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What to do with a client frame that may not reach the handler."""
-
-    code: str
-    detail: str
-    close: bool = False  # close the socket (1008) instead of answering with an error frame
 
 
 class FrameGate:
@@ -74,8 +64,8 @@ class FrameGate:
         self._stamp = self._clock()
         self._refused = 0
 
-    def check(self) -> Verdict | None:
-        """None when the frame may be handled."""
+    def check(self) -> None:
+        """Pass a frame to its handler, or :class:`Refusal` (``close`` set: close the socket)."""
         now = self._clock()
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
@@ -84,13 +74,12 @@ class FrameGate:
         if self._tokens < 1 - FLOAT_SLACK:
             self._refused += 1
             if self._refused >= self.abuse_limit:
-                return Verdict("rate_limited", "too many frames, closing", close=True)
-            return Verdict(
+                raise Refusal("rate_limited", "too many frames, closing", close=True)
+            raise Refusal(
                 "rate_limited", f"at most {self.rate:g} frames per second; this one was dropped"
             )
         self._tokens -= 1
         if self.token_expires is not None and time.time() >= self.token_expires:
-            return Verdict(
+            raise Refusal(
                 "token_expired", "the widget token has expired: reconnect with a new token"
             )
-        return None

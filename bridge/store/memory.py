@@ -1,0 +1,191 @@
+"""All sessions in this process: for tests and ephemeral use, and the reference for the
+contract. Its sweep (idle expiry) is its own background task."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bridge.config import Settings
+from bridge.frames import DeliveryStatus, MessageFrame, StatusFrame
+from bridge.refusals import Refusal
+from bridge.store import Appended, Frame, Item, Replay, Store
+from bridge.vendor.airudder import Envelope
+from bridge.widget import ReplyTo, WidgetMessage, frame_parts
+
+
+@dataclass(slots=True)  # one per call_id, most of them idle: no __dict__ each
+class _Session:
+    epoch: str = field(default_factory=lambda: secrets.token_hex(8))
+    last_seq: int = 0
+    # (seq, id, message frame): only the encoded frame is kept, so thousands of kept
+    # messages cost little memory and nothing to the garbage collector; find() decodes.
+    # A list, not a deque: an empty deque allocates a 64-slot block (~0.7 KB).
+    history: list[tuple[int, str, bytes]] = field(default_factory=list)
+    keys: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    answered: dict[int, str] = field(default_factory=dict)
+    statuses: dict[int, bytes] = field(default_factory=dict)
+    envelope: Envelope | None = None
+    watchers: int = 0
+    touched: float = field(default_factory=time.monotonic)
+
+    def first_seq(self) -> int:
+        return self.history[0][0] if self.history else self.last_seq + 1
+
+    def trim(self, limit: int) -> None:
+        if len(self.history) > limit:
+            del self.history[: len(self.history) - limit]
+        oldest = self.first_seq()
+        for table in (self.answered, self.statuses):
+            for seq in [s for s in table if s < oldest]:
+                del table[seq]
+        # Retries come soon after the original: remembering 2x the history is plenty.
+        while len(self.keys) > 2 * limit:
+            self.keys.popitem(last=False)
+
+
+class MemoryStore(Store):
+    def __init__(self, settings: Settings) -> None:
+        self.history_limit = settings.history_limit
+        self.session_ttl = settings.session_ttl
+        self.sweep_interval = settings.sweep_interval
+        self.max_sessions = settings.max_sessions
+        # Least recently touched first: eviction and the sweep read from the front.
+        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def _session(self, call_id: str) -> _Session:
+        session = self._sessions.get(call_id)
+        if session is None:
+            if len(self._sessions) >= self.max_sessions:
+                self._evict_one()
+            session = self._sessions[call_id] = _Session()
+        else:
+            self._sessions.move_to_end(call_id)
+        session.touched = time.monotonic()
+        return session
+
+    def _evict_one(self) -> None:
+        """Full: forget the longest-idle session nobody watches. Settings keep fewer sockets
+        than sessions, so there is one; if not, the store grows past the bound rather than
+        refuse the vendor's callback."""
+        for call_id, session in self._sessions.items():
+            if not session.watchers:
+                del self._sessions[call_id]
+                return
+
+    def session_count(self) -> int:
+        return len(self._sessions)
+
+    async def append(
+        self,
+        call_id: str,
+        items: Sequence[Item],
+        *,
+        envelope: Envelope | None = None,
+        answer: ReplyTo | None = None,
+    ) -> Appended:
+        session = self._session(call_id)
+        fresh = [key for key, _ in items if key not in session.keys]
+        if answer is not None and fresh and answer.seq in session.answered:
+            raise Refusal("already_answered", f"message {answer.seq} was answered already")
+        if envelope is not None:
+            session.envelope = envelope
+        if answer is not None and fresh:
+            session.answered[answer.seq] = answer.option_id
+        seqs: list[int] = []
+        frames: list[Frame] = []
+        for key, draft in items:
+            if key in session.keys:
+                seqs.append(session.keys[key])
+                continue
+            seq = session.last_seq = session.last_seq + 1
+            head, tail = frame_parts(draft)
+            frame = head + b"%d" % seq + tail
+            session.history.append((seq, draft.id, frame))
+            session.keys[key] = seq
+            seqs.append(seq)
+            frames.append((seq, frame))
+        session.trim(self.history_limit)
+        return Appended(session.epoch, seqs, frames)
+
+    async def replay(self, call_id: str, after: int | None, epoch: str | None) -> Replay:
+        session = self._session(call_id)
+        recovered = (
+            after is not None
+            and (epoch is None or epoch == session.epoch)
+            and session.first_seq() <= after + 1
+            and after <= session.last_seq
+        )
+        start = after if recovered and after is not None else 0
+        frames: list[Frame] = [(seq, frame) for seq, _, frame in session.history if seq > start]
+        frames += [(None, f) for seq, f in sorted(session.statuses.items()) if seq > start]
+        return Replay(frames, session.last_seq, session.epoch, recovered)
+
+    async def latest(self, call_id: str) -> tuple[str, Frame] | None:
+        session = self._sessions.get(call_id)
+        if session is None or not session.history:
+            return None
+        seq, _, frame = session.history[-1]
+        return session.epoch, (seq, frame)
+
+    async def find(self, call_id: str, ref: int | str) -> WidgetMessage | None:
+        session = self._sessions.get(call_id)
+        if session is None:
+            return None
+        for seq, message_id, frame in session.history:
+            if seq == ref or message_id == ref:
+                return MessageFrame.model_validate_json(frame).message
+        return None
+
+    async def set_status(
+        self, call_id: str, seq: int, status: DeliveryStatus, detail: str | None = None
+    ) -> tuple[str, bytes]:
+        session = self._session(call_id)
+        frame = session.statuses[seq] = StatusFrame(seq=seq, status=status, detail=detail).encode()
+        return session.epoch, frame
+
+    async def envelope(self, call_id: str) -> Envelope | None:
+        session = self._sessions.get(call_id)
+        return session.envelope if session else None
+
+    def watch(self, call_id: str) -> None:
+        self._session(call_id).watchers += 1
+
+    def unwatch(self, call_id: str) -> None:
+        session = self._sessions.get(call_id)
+        if session is not None:
+            session.watchers -= 1
+            session.touched = time.monotonic()  # the idle time starts when the last one goes
+            self._sessions.move_to_end(call_id)
+
+    def sweep(self, now: float | None = None) -> int:
+        """Forget sessions nobody watches that have been idle longer than the TTL."""
+        now = time.monotonic() if now is None else now
+        idle = [
+            call_id
+            for call_id, s in self._sessions.items()
+            if not s.watchers and now - s.touched > self.session_ttl
+        ]
+        for call_id in idle:
+            del self._sessions[call_id]
+        return len(idle)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            self.sweep()
+
+    async def start(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="memory store sweep")
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper

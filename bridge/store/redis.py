@@ -1,0 +1,221 @@
+"""The store on Redis, for several bridge processes serving one conversation (the key
+layout is in :mod:`.redis_keys`; the scripts in ``lua/``).
+
+Every write is one Lua script, so two processes appending to one call_id at once never
+reuse or skip a seq. Every script refreshes the idle expiry of all the session's keys
+together; sessions watched by a socket of this process are refreshed periodically by the
+store's own task, so they never expire while somebody looks at them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from importlib import resources
+from typing import Any, cast
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bridge.config import Settings
+from bridge.frames import DeliveryStatus, StatusFrame
+from bridge.refusals import Refusal, StoreUnavailable
+from bridge.store import Appended, Frame, Item, Replay, Store
+from bridge.store.redis_keys import SessionKeys, channel
+from bridge.vendor.airudder import Envelope
+from bridge.widget import WIDGET_MESSAGE, ReplyTo, WidgetMessage, frame_parts
+
+log = logging.getLogger(__name__)
+
+# Redis is down, loading, full or a read-only replica after a fail-over: try again later.
+UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, OutOfMemoryError, ReadOnlyError)
+
+
+def _script(name: str) -> str:
+    lua = resources.files("bridge.store") / "lua"
+    return (lua / "session.lua").read_text() + (lua / f"{name}.lua").read_text()
+
+
+def _entry(entry: Any) -> tuple[int, bytes]:
+    """(seq, frame) of a stream entry ``(b"<seq>-0", {b"f": frame})``."""
+    entry_id, fields = entry
+    return int(entry_id.split(b"-")[0]), cast(bytes, fields[b"f"])
+
+
+@contextlib.contextmanager
+def available() -> Iterator[None]:
+    """Redis not answering becomes :class:`StoreUnavailable` (a 503 for the vendor)."""
+    try:
+        yield
+    except UNAVAILABLE as exc:
+        raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+
+
+def _new_epoch() -> str:
+    return secrets.token_hex(8)
+
+
+def client(settings: Settings, **options: Any) -> Redis:
+    assert settings.redis_url, "the Redis store needs settings.redis_url"
+    return Redis.from_url(
+        settings.redis_url, socket_connect_timeout=settings.redis_timeout, **options
+    )
+
+
+class RedisStore(Store):
+    def __init__(self, settings: Settings) -> None:
+        self.history_limit = settings.history_limit
+        self.ttl_ms = max(1, round(settings.session_ttl * 1000))
+        self.timeout = settings.redis_timeout
+        # Retrying a script is safe: a retried append finds its de-dup keys and stores nothing.
+        self.redis = client(
+            settings,
+            socket_timeout=settings.redis_timeout,
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+        )
+        self._append = self.redis.register_script(_script("append"))
+        self._replay = self.redis.register_script(_script("replay"))
+        self._status = self.redis.register_script(_script("status"))
+        self._watched: Counter[str] = Counter()
+        self._refresh_every = min(settings.sweep_interval, settings.session_ttl / 3)
+        self._refresher: asyncio.Task[None] | None = None
+
+    async def _run(self, script: Any, call_id: str, args: list[Any]) -> Any:
+        with available():
+            return await script(keys=list(SessionKeys.of(call_id)), args=args)
+
+    async def append(
+        self,
+        call_id: str,
+        items: Sequence[Item],
+        *,
+        envelope: Envelope | None = None,
+        answer: ReplyTo | None = None,
+    ) -> Appended:
+        args: list[Any] = [
+            self.ttl_ms,
+            self.history_limit,
+            _new_epoch(),
+            channel(call_id),
+            envelope.model_dump_json() if envelope else "",
+            answer.seq if answer else "",
+            answer.option_id if answer else "",
+        ]
+        parts = [frame_parts(draft) for _, draft in items]
+        for (key, draft), (head, tail) in zip(items, parts, strict=True):
+            args.extend((key, draft.id, head, tail))
+        reply = await self._run(self._append, call_id, args)
+        if reply[0] == b"already_answered":
+            assert answer is not None
+            raise Refusal("already_answered", f"message {answer.seq} was answered already")
+        _, epoch, seqs, stored = reply
+        frames: list[Frame] = [
+            (seq, head + b"%d" % seq + tail)
+            for seq, new, (head, tail) in zip(seqs, stored, parts, strict=True)
+            if new
+        ]
+        return Appended(epoch.decode(), [int(seq) for seq in seqs], frames)
+
+    async def replay(self, call_id: str, after: int | None, epoch: str | None) -> Replay:
+        args = [self.ttl_ms, _new_epoch(), "" if after is None else after, epoch or ""]
+        got_epoch, last, recovered, start, stored, statuses = await self._run(
+            self._replay, call_id, args
+        )
+        first = last - len(stored) + 1
+        frames: list[Frame] = [(first + i, frame) for i, frame in enumerate(stored)]
+        by_seq = sorted(
+            (int(seq), frame) for seq, frame in zip(statuses[::2], statuses[1::2], strict=True)
+        )
+        frames += [(None, frame) for seq, frame in by_seq if seq > start]
+        return Replay(frames, last, got_epoch.decode(), bool(recovered))
+
+    async def latest(self, call_id: str) -> tuple[str, Frame] | None:
+        session = SessionKeys.of(call_id)
+        with available():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hget(session.meta, "epoch")
+                pipe.xrevrange(session.log, count=1)
+                epoch, latest = await pipe.execute()
+        if epoch is None or not latest:
+            return None
+        return epoch.decode(), _entry(latest[0])
+
+    async def find(self, call_id: str, ref: int | str) -> WidgetMessage | None:
+        session = SessionKeys.of(call_id)
+        with available():
+            if isinstance(ref, int):
+                seq = ref
+            else:
+                score = await self.redis.zscore(session.ids, ref)
+                if score is None:
+                    return None
+                seq = int(score)
+            if seq < 1:
+                return None
+            entries = await self.redis.xrange(session.log, f"{seq}-0", f"{seq}-0")
+        if not entries:
+            return None
+        _, frame = _entry(entries[0])
+        return WIDGET_MESSAGE.validate_python(orjson.loads(frame)["message"])
+
+    async def set_status(
+        self, call_id: str, seq: int, status: DeliveryStatus, detail: str | None = None
+    ) -> tuple[str, bytes]:
+        frame = StatusFrame(seq=seq, status=status, detail=detail).encode()
+        args = [self.ttl_ms, _new_epoch(), channel(call_id), seq, frame]
+        epoch = await self._run(self._status, call_id, args)
+        return epoch.decode(), frame
+
+    async def envelope(self, call_id: str) -> Envelope | None:
+        with available():
+            raw = await self.redis.hget(SessionKeys.of(call_id).meta, "envelope")
+        return Envelope.model_validate_json(raw) if raw else None
+
+    def watch(self, call_id: str) -> None:
+        self._watched[call_id] += 1
+
+    def unwatch(self, call_id: str) -> None:
+        self._watched[call_id] -= 1
+        if self._watched[call_id] <= 0:
+            del self._watched[call_id]
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await asyncio.wait_for(self.redis.ping(), self.timeout))
+        except (RedisError, OSError, TimeoutError):
+            return False
+
+    async def _refresh(self) -> None:
+        """A session somebody watches here does not expire while they watch."""
+        while True:
+            await asyncio.sleep(self._refresh_every)
+            watched = list(self._watched)
+            if not watched:
+                continue
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for call_id in watched:
+                        for key in SessionKeys.of(call_id):
+                            pipe.pexpire(key, self.ttl_ms)
+                    await pipe.execute()
+            except UNAVAILABLE as exc:
+                log.debug("expiry refresh failed: %s", exc)
+
+    async def start(self) -> None:
+        self._refresher = asyncio.create_task(self._refresh(), name="redis expiry refresh")
+
+    async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        await self.redis.aclose()

@@ -1,0 +1,1 @@
+"""The vendor side: AIRudder's callback and upstream models, and request signing."""

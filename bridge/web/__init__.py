@@ -1,0 +1,1 @@
+"""The HTTP edge: the webhook, socket admission, pages, headers, limits and errors."""

@@ -1,0 +1,93 @@
+"""HTTP handlers, kept thin: the webhook, the socket handshake, health and metrics."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+
+from bridge import widget
+from bridge.keys import FANOUT, METRICS, SETTINGS, SLOTS, STORE
+from bridge.live.socket import Socket
+from bridge.refusals import Refusal
+from bridge.vendor import airudder, signing
+from bridge.web import security
+from bridge.web.errors import invalid_body, json_response
+from bridge.web.limits import FrameGate
+from bridge.web.params import query_int, valid_call_id
+
+log = logging.getLogger(__name__)
+
+
+async def callback(request: web.Request) -> web.Response:
+    """The vendor's "callback: bot reply message"."""
+    settings, metrics = request.app[SETTINGS], request.app[METRICS]
+    body = await request.read()
+    if not signing.authentic(body, request.headers.get(signing.HEADER), settings):
+        raise Refusal("bad_signature", f"{signing.HEADER} is missing or does not match", status=401)
+    try:
+        payload = airudder.parse_callback(body)
+    except ValidationError as exc:
+        raise invalid_body(exc, "invalid_payload") from None
+    if payload.event != airudder.MESSAGE_SEND:
+        log.warning("ignored callback event %r", payload.event, extra={"call_id": payload.call_id})
+        metrics.callbacks.labels("other", "ignored").inc()
+        return json_response({})
+    items = widget.translate_callback(payload)
+    envelope = airudder.Envelope.of(payload)
+    appended = await request.app[STORE].append(payload.call_id, items, envelope=envelope)
+    request.app[FANOUT].publish(payload.call_id, appended.epoch, appended.frames)
+    metrics.callbacks.labels(payload.event, "stored").inc()
+    return json_response({})
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    """``/ws/{call_id}?after=SEQ&epoch=E&token=T``: replay, ``ready``, then live messages.
+
+    Origin, token and socket limits are checked before the upgrade: a refused client gets
+    a JSON answer and no frame of the session."""
+    call_id = valid_call_id(request.match_info["call_id"])
+    after = query_int(request, "after")
+    epoch = request.query.get("epoch") or None
+    token_expires = security.admit(request, call_id)
+    with request.app[SLOTS].take(call_id):
+        socket = Socket(request, call_id, FrameGate(request.app[SETTINGS], token_expires))
+        await socket.serve(after, epoch)
+    return socket.ws
+
+
+async def widget_schema(request: web.Request) -> web.Response:
+    return json_response(widget.json_schema())
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is alive: always 200, so a supervisor never restarts a bridge for a Redis
+    outage it recovers from by itself. ``store`` tells a person whether the session store
+    answers; load balancers should use /readyz."""
+    store = "up" if await request.app[STORE].ping() else "down"
+    return json_response({"status": "ok", "store": store})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """The store is reachable: 503 tells a load balancer to send traffic elsewhere."""
+    if await request.app[STORE].ping():
+        return json_response({"status": "ok", "store": "up"})
+    return json_response({"status": "unavailable", "store": "down"}, 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        body=generate_latest(request.app[METRICS].registry),
+        headers={"Content-Type": CONTENT_TYPE_LATEST},
+    )
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/webhooks/airudder", callback)
+    app.router.add_get("/ws/{call_id}", websocket)
+    app.router.add_get("/schema/widget-message.json", widget_schema)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

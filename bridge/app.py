@@ -12,12 +12,12 @@ from bridge import demo
 from bridge.config import Settings
 from bridge.delivery.upstream import Forwarder
 from bridge.keys import FANOUT, FORWARDER, HTTP, METRICS, SETTINGS, SLOTS, SOCKETS, STORE
+from bridge.limits import SocketSlots
 from bridge.live.fanout import open_fanout
 from bridge.metrics import Metrics
 from bridge.store import open_store
 from bridge.web import pages, security, views
 from bridge.web.errors import error_middleware
-from bridge.web.limits import SocketSlots
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ async def _forwarder(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession() as http:
         app[HTTP] = http
         forwarder = app[FORWARDER] = Forwarder(
-            app[SETTINGS], app[UPSTREAM_URL], app[STORE], app[FANOUT], app[METRICS], http
+            app[SETTINGS], app[UPSTREAM_URL], app[STORE], app[FANOUT].publish, app[METRICS], http
         )
         yield
         await forwarder.close()

@@ -7,10 +7,10 @@ from aiohttp import web
 
 from bridge.config import Settings
 from bridge.delivery.upstream import Forwarder
+from bridge.limits import SocketSlots
 from bridge.live.fanout import Fanout
 from bridge.metrics import Metrics
 from bridge.store import Store
-from bridge.web.limits import SocketSlots
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)

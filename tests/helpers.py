@@ -15,9 +15,9 @@ from aiohttp.test_utils import TestClient
 
 from bridge.config import SignScheme
 from bridge.demo import samples
+from bridge.limits import FrameGate
 from bridge.refusals import Refusal
 from bridge.vendor import signing
-from bridge.web.limits import FrameGate
 
 TIMEOUT = 10.0
 # The kinds of the spec's seven-message example, in order.

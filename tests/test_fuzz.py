@@ -31,8 +31,8 @@ from bridge.app import create_app
 from bridge.config import Settings
 from bridge.demo import samples
 from bridge.keys import STORE
+from bridge.limits import FrameGate
 from bridge.store.memory import MemoryStore
-from bridge.web.limits import FrameGate
 from tests.helpers import TIMEOUT, verdict
 
 T = TypeVar("T")

@@ -346,7 +346,7 @@ async def test_store_outage_while_forwarding_leaves_the_message_retryable(
     settings = Settings(upstream_url=url, upstream_backoff=0.01)
     store = FlakyStore(settings)
     async with aiohttp.ClientSession() as http:
-        forwarder = Forwarder(settings, url, store, LocalFanout(), Metrics(), http)
+        forwarder = Forwarder(settings, url, store, LocalFanout().publish, Metrics(), http)
         draft = TextMessage(call_id="c", seq=0, id="m-000001", sender="user", ts=1, text="a")
         (seq,) = (await store.append("c", [("k1", draft)])).seqs
         store.down = True

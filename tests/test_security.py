@@ -16,11 +16,10 @@ from aiohttp import WSCloseCode, WSMsgType, WSServerHandshakeError, web
 from aiohttp.test_utils import TestClient
 from pydantic import ValidationError
 
-from bridge import tokens
+from bridge import limits, tokens
 from bridge.config import Settings
 from bridge.demo import samples
-from bridge.web import limits
-from bridge.web.limits import FrameGate
+from bridge.limits import FrameGate
 from tests.conftest import MakeClient
 from tests.helpers import TIMEOUT, frame, messages, post, until_ready, verdict
 

@@ -8,15 +8,15 @@ import logging
 import random
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
 
 import aiohttp
 
 from bridge.config import Settings
 from bridge.frames import DeliveryStatus
-from bridge.live.fanout import Fanout
 from bridge.metrics import Metrics
 from bridge.refusals import Refusal, StoreUnavailable
-from bridge.store import Store
+from bridge.store import Frame, Store
 from bridge.vendor import airudder, signing
 from bridge.widget import ChoicesMessage, TextMessage, WidgetMessage
 
@@ -78,14 +78,14 @@ class Forwarder:
         settings: Settings,
         url: str,
         store: Store,
-        fanout: Fanout,
+        publish: Callable[[str, str, Sequence[Frame]], None],
         metrics: Metrics,
         http: aiohttp.ClientSession,
     ) -> None:
         self.settings = settings
         self.url = url
         self.store = store
-        self.fanout = fanout
+        self.publish = publish  # the fan-out's: status frames reach every socket
         self.metrics = metrics
         self.http = http
         self._pending: dict[str, deque[int]] = {}
@@ -140,7 +140,7 @@ class Forwarder:
     ) -> None:
         """Record it, and show it on every socket of the session."""
         epoch, frame = await self.store.set_status(call_id, seq, status, detail)
-        self.fanout.publish(call_id, epoch, [(None, frame)])
+        self.publish(call_id, epoch, [(None, frame)])
 
     async def _forward(self, call_id: str, seq: int) -> None:
         message = await self.store.find(call_id, seq)

@@ -20,10 +20,10 @@ from pydantic import ValidationError
 from bridge import frames
 from bridge.frames import AckFrame, ChooseFrame, RetryFrame, SendFrame
 from bridge.keys import FANOUT, FORWARDER, METRICS, SETTINGS, SOCKETS, STORE
+from bridge.limits import FrameGate
 from bridge.live.outbox import Outbox, StopReason
 from bridge.refusals import Refusal, StoreUnavailable
 from bridge.store import Frame, Replay
-from bridge.web.limits import FrameGate
 from bridge.widget import ChoicesMessage, ReplyTo, TextMessage, WidgetMessage
 
 log = logging.getLogger(__name__)

@@ -10,12 +10,12 @@ from pydantic import ValidationError
 
 from bridge import widget
 from bridge.keys import FANOUT, METRICS, SETTINGS, SLOTS, STORE
+from bridge.limits import FrameGate
 from bridge.live.socket import Socket
 from bridge.refusals import Refusal
 from bridge.vendor import airudder, signing
 from bridge.web import security
 from bridge.web.errors import invalid_body, json_response
-from bridge.web.limits import FrameGate
 from bridge.web.params import query_int, valid_call_id
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from bridge.config import Settings
 from bridge.frames import DeliveryStatus
 from bridge.metrics import Metrics
 from bridge.refusals import Refusal, StoreUnavailable
-from bridge.store import Frame, Store
+from bridge.store import Entry, Store
 from bridge.vendor import airudder, signing
 from bridge.widget import ChoicesMessage, TextMessage, WidgetMessage
 
@@ -78,7 +78,7 @@ class Forwarder:
         settings: Settings,
         url: str,
         store: Store,
-        publish: Callable[[str, str, Sequence[Frame]], None],
+        publish: Callable[[str, str, Sequence[Entry]], None],
         metrics: Metrics,
         http: aiohttp.ClientSession,
     ) -> None:

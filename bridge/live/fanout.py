@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from bridge.config import Settings
 from bridge.live.outbox import Outbox
-from bridge.store import Frame, Store
+from bridge.store import Entry, Store
 
 
 class Fanout(ABC):
@@ -23,7 +23,7 @@ class Fanout(ABC):
     async def unsubscribe(self, call_id: str, outbox: Outbox) -> None: ...
 
     @abstractmethod
-    def publish(self, call_id: str, epoch: str, frames: Sequence[Frame]) -> None:
+    def publish(self, call_id: str, epoch: str, frames: Sequence[Entry]) -> None:
         """Hand frames just stored to the call_id's sockets (never waits for one)."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
@@ -50,7 +50,7 @@ class LocalFanout(Fanout):
             if not outboxes:
                 del self._outboxes[call_id]
 
-    def publish(self, call_id: str, epoch: str, frames: Sequence[Frame]) -> None:
+    def publish(self, call_id: str, epoch: str, frames: Sequence[Entry]) -> None:
         for outbox in self._outboxes.get(call_id, ()):
             for seq, frame in frames:
                 outbox.push(epoch, seq, frame)

@@ -28,7 +28,7 @@ from bridge.config import Settings
 from bridge.live.fanout import Fanout
 from bridge.live.outbox import Outbox
 from bridge.refusals import StoreUnavailable
-from bridge.store import Frame, Store
+from bridge.store import Entry, Store
 from bridge.store.redis import UNAVAILABLE, client
 from bridge.store.redis_keys import announcement, call_id_of, channel
 
@@ -74,7 +74,7 @@ class RedisFanout(Fanout):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def publish(self, call_id: str, epoch: str, frames: Sequence[Frame]) -> None:
+    def publish(self, call_id: str, epoch: str, frames: Sequence[Entry]) -> None:
         """Nothing to do: the store's script published these as it stored them."""
 
     def watched(self) -> int:

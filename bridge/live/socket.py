@@ -23,7 +23,7 @@ from bridge.keys import FANOUT, FORWARDER, METRICS, SETTINGS, SOCKETS, STORE
 from bridge.limits import FrameGate
 from bridge.live.outbox import Outbox, StopReason
 from bridge.refusals import Refusal, StoreUnavailable
-from bridge.store import Frame, Replay
+from bridge.store import Entry, Replay
 from bridge.widget import ChoicesMessage, ReplyTo, TextMessage, WidgetMessage
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ class Socket:
     async def send(self, frame: bytes) -> None:
         await self.ws.send_frame(frame, WSMsgType.TEXT)
 
-    async def _send_all(self, replayed: list[Frame]) -> None:
+    async def _send_all(self, replayed: list[Entry]) -> None:
         for _, frame in replayed:
             await self.send(frame)
         self.metrics.delivered.inc(sum(1 for seq, _ in replayed if seq is not None))

@@ -14,7 +14,9 @@ from bridge.frames import DeliveryStatus, ReadyFrame
 from bridge.vendor.airudder import Envelope
 from bridge.widget import ReplyTo, WidgetMessage
 
-Frame = tuple[int | None, bytes]  # (seq of a message frame, or None for status frames; bytes)
+# One entry of a session as sockets get it: (seq of a message, or None for a status; the
+# encoded frame). "Frame" alone always means the bytes sent on a socket.
+Entry = tuple[int | None, bytes]
 Item = tuple[str, WidgetMessage]  # (de-duplication key, message with seq 0)
 
 
@@ -25,12 +27,12 @@ class Appended:
 
     epoch: str
     seqs: list[int]
-    frames: list[Frame]
+    frames: list[Entry]
 
 
 @dataclass(frozen=True, slots=True)
 class Replay:
-    frames: list[Frame]
+    frames: list[Entry]
     last_seq: int
     epoch: str
     recovered: bool
@@ -67,7 +69,7 @@ class Store(ABC):
         """The frames a socket joining now must get first (see README, "Recovery")."""
 
     @abstractmethod
-    async def latest(self, call_id: str) -> tuple[str, Frame] | None:
+    async def latest(self, call_id: str) -> tuple[str, Entry] | None:
         """The epoch and the last stored message frame, if any."""
 
     @abstractmethod

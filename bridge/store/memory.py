@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from bridge.config import Settings
 from bridge.frames import DeliveryStatus, MessageFrame, StatusFrame
 from bridge.refusals import Refusal
-from bridge.store import Appended, Frame, Item, Replay, Store
+from bridge.store import Appended, Entry, Item, Replay, Store
 from bridge.vendor.airudder import Envelope
 from bridge.widget import ReplyTo, WidgetMessage, frame_parts
 
@@ -99,7 +99,7 @@ class MemoryStore(Store):
         if answer is not None and fresh:
             session.answered[answer.seq] = answer.option_id
         seqs: list[int] = []
-        frames: list[Frame] = []
+        frames: list[Entry] = []
         for key, draft in items:
             if key in session.keys:
                 seqs.append(session.keys[key])
@@ -123,11 +123,11 @@ class MemoryStore(Store):
             and after <= session.last_seq
         )
         start = after if recovered and after is not None else 0
-        frames: list[Frame] = [(seq, frame) for seq, _, frame in session.history if seq > start]
+        frames: list[Entry] = [(seq, frame) for seq, _, frame in session.history if seq > start]
         frames += [(None, f) for seq, f in sorted(session.statuses.items()) if seq > start]
         return Replay(frames, session.last_seq, session.epoch, recovered)
 
-    async def latest(self, call_id: str) -> tuple[str, Frame] | None:
+    async def latest(self, call_id: str) -> tuple[str, Entry] | None:
         session = self._sessions.get(call_id)
         if session is None or not session.history:
             return None

@@ -29,7 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bridge.config import Settings
 from bridge.frames import DeliveryStatus, StatusFrame
 from bridge.refusals import Refusal, StoreUnavailable
-from bridge.store import Appended, Frame, Item, Replay, Store
+from bridge.store import Appended, Entry, Item, Replay, Store
 from bridge.store.redis_keys import SessionKeys, channel
 from bridge.vendor.airudder import Envelope
 from bridge.widget import WIDGET_MESSAGE, ReplyTo, WidgetMessage, frame_parts
@@ -118,7 +118,7 @@ class RedisStore(Store):
             assert answer is not None
             raise Refusal("already_answered", f"message {answer.seq} was answered already")
         _, epoch, seqs, stored = reply
-        frames: list[Frame] = [
+        frames: list[Entry] = [
             (seq, head + b"%d" % seq + tail)
             for seq, new, (head, tail) in zip(seqs, stored, parts, strict=True)
             if new
@@ -131,14 +131,14 @@ class RedisStore(Store):
             self._replay, call_id, args
         )
         first = last - len(stored) + 1
-        frames: list[Frame] = [(first + i, frame) for i, frame in enumerate(stored)]
+        frames: list[Entry] = [(first + i, frame) for i, frame in enumerate(stored)]
         by_seq = sorted(
             (int(seq), frame) for seq, frame in zip(statuses[::2], statuses[1::2], strict=True)
         )
         frames += [(None, frame) for seq, frame in by_seq if seq > start]
         return Replay(frames, last, got_epoch.decode(), bool(recovered))
 
-    async def latest(self, call_id: str) -> tuple[str, Frame] | None:
+    async def latest(self, call_id: str) -> tuple[str, Entry] | None:
         session = SessionKeys.of(call_id)
         with available():
             async with self.redis.pipeline(transaction=True) as pipe:

@@ -8,7 +8,7 @@ function locale(lang) {
   return lang === "zh" ? "zh-CN" : "en";
 }
 
-export function dayDivider(ts, lang, t) {
+function dayDivider(ts, lang, t) {
   const d = new Date(ts * 1000);
   const now = new Date();
   const yesterday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
@@ -43,7 +43,7 @@ function bubbleFor(from, t) {
 }
 
 /** ctx: the renderers' ctx plus lang. */
-export function messageRow(m, ctx) {
+function messageRow(m, ctx) {
   const from = fromOf(m);
   const row = el("li", `row-msg from-${from} kind-${m.kind}`);
   row.setAttribute("data-seq", String(m.seq));
@@ -57,7 +57,7 @@ export function messageRow(m, ctx) {
 }
 
 /** A local copy of what the person sent, shown until the server's message replaces it. */
-export function pendingRow(p, t) {
+function pendingRow(p, t) {
   const row = el("li", "row-msg from-user kind-text is-pending");
   const bubble = bubbleFor("user", t);
   bubble.appendChild(el("p", "text")).appendChild(richText(p.text));
@@ -86,4 +86,38 @@ export function renderDelivery(row, status, t, onRetry) {
   retry.addEventListener("click", onRetry);
   meta.appendChild(retry);
   return retry;
+}
+
+/** The log's lists: the server's messages in seq order, then the person's local copies. */
+export class MessageLog {
+  constructor({ listEl, pendingEl, emptyEl }, ctx) {
+    Object.assign(this, { listEl, pendingEl, emptyEl, ctx });
+    this.lastDay = null;
+  }
+
+  clear(keepsPending) {
+    this.listEl.textContent = "";
+    this.emptyEl.hidden = keepsPending;
+    this.lastDay = null;
+  }
+
+  /** Shows `m` after a day divider when its day is new; returns its row. */
+  append(m) {
+    this.emptyEl.hidden = true;
+    const day = dayKey(m.ts);
+    if (day !== this.lastDay) {
+      this.lastDay = day;
+      this.listEl.appendChild(dayDivider(m.ts, this.ctx.lang, this.ctx.t));
+    }
+    return this.listEl.appendChild(messageRow(m, this.ctx));
+  }
+
+  rowOf(seq) {
+    return this.listEl.querySelector(`[data-seq="${Number(seq)}"]`);
+  }
+
+  addPending(p) {
+    this.emptyEl.hidden = true;
+    p.node = this.pendingEl.appendChild(pendingRow(p, this.ctx.t));
+  }
 }

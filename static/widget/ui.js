@@ -2,8 +2,8 @@
  * actions into frames and the state's effects into the view. Loaded by ../widget.js. */
 
 import { Connection, socketUrl } from "./connection.js";
-import { dayKey, storage, uuid } from "./dom.js";
-import { dayDivider, messageRow, pendingRow, renderDelivery } from "./log.js";
+import { storage, uuid } from "./dom.js";
+import { MessageLog, renderDelivery } from "./log.js";
 import { optionButton, refreshOption, renderChosenLabel } from "./renderers.js";
 import { buildShell } from "./shell.js";
 import { ChatState, Seen } from "./state.js";
@@ -25,7 +25,6 @@ export class Chat {
     this.connState = "connecting";
     this.isOpen = this.mode === "inline" || !!opts.open;
     this.unread = 0;
-    this.lastDay = null;
     this.seen = new Seen(storage(), `airudder-chat:seen:${this.server.origin}:${this.callId}`);
 
     this.ctx = {
@@ -53,6 +52,7 @@ export class Chat {
         submit: () => this._submit(),
       },
     });
+    this.log = new MessageLog(this.ui, this.ctx);
     (this.mode === "inline" ? container : document.body || document.documentElement).appendChild(
       this.ui.host,
     );
@@ -146,9 +146,7 @@ export class Chat {
     for (const e of effects) {
       switch (e.type) {
         case "reset":
-          this.ui.listEl.textContent = "";
-          this.ui.emptyEl.hidden = this.state.pending.size > 0;
-          this.lastDay = null;
+          this.log.clear(this.state.pending.size > 0);
           this.ui.sheet.close();
           break;
         case "message":
@@ -165,7 +163,7 @@ export class Chat {
           this._renderStatus(e.seq);
           break;
         case "refused":
-          this.notify(e.code === "not_failed" ? this.t.notFailed : this.t.refused + e.detail);
+          this.ui.notify(e.code === "not_failed" ? this.t.notFailed : this.t.refused + e.detail);
           break;
         case "drop":
           this._dropPending(e.pending);
@@ -198,15 +196,7 @@ export class Chat {
   }
 
   _show(m, live) {
-    const { listEl, emptyEl } = this.ui;
-    emptyEl.hidden = true;
-    const day = dayKey(m.ts);
-    if (day !== this.lastDay) {
-      this.lastDay = day;
-      listEl.appendChild(dayDivider(m.ts, this.lang, this.t));
-    }
-    const row = messageRow(m, this.ctx);
-    listEl.appendChild(row);
+    const row = this.log.append(m);
     if (m.from === "user") this._renderDelivery(row, m.seq);
     if (!live) return; // the replay: `ready` counts what is unread and scrolls
     if (m.from !== "user" && !this.isOpen) {
@@ -216,12 +206,8 @@ export class Chat {
     this._scrollToEnd();
   }
 
-  _rowOf(seq) {
-    return this.ui.listEl.querySelector(`[data-seq="${Number(seq)}"]`);
-  }
-
   _renderStatus(seq) {
-    const row = this._rowOf(seq);
+    const row = this.log.rowOf(seq);
     if (row?.classList.contains("from-user")) this._renderDelivery(row, seq);
   }
 
@@ -246,7 +232,7 @@ export class Chat {
     for (const b of this.ui.root.querySelectorAll(`[data-choice="${Number(seq)}"]`)) {
       this._refreshControl(b);
     }
-    const row = this._rowOf(seq);
+    const row = this.log.rowOf(seq);
     const m = this.state.messages.get(seq);
     if (row && m?.style === "list") renderChosenLabel(row.querySelector(".choices"), m, this.ctx);
   }
@@ -258,7 +244,7 @@ export class Chat {
     const text = input.value;
     if (!text.trim() || this.connState !== "online") return;
     if (this.state.tooLong(text)) {
-      this.notify(this.t.tooLong(this.state.maxTextLength));
+      this.ui.notify(this.t.tooLong(this.state.maxTextLength));
       return;
     }
     const p = this.state.addSend(uuid(), text);
@@ -276,9 +262,7 @@ export class Chat {
   }
 
   _sendPending(p) {
-    p.node = pendingRow(p, this.t);
-    this.ui.pendingEl.appendChild(p.node);
-    this.ui.emptyEl.hidden = true;
+    this.log.addPending(p);
     this._transmit(p);
     this._scrollToEnd();
   }
@@ -292,12 +276,8 @@ export class Chat {
     if (!p.node) return;
     const unsent = p.state === "unsent";
     const onRetry = unsent ? () => this._transmit(p) : null;
-    const retry = renderDelivery(
-      p.node,
-      { status: unsent ? "failed" : "sending" },
-      this.t,
-      onRetry,
-    );
+    const status = { status: unsent ? "failed" : "sending" };
+    const retry = renderDelivery(p.node, status, this.t, onRetry);
     if (retry) this._refreshControl(retry);
   }
 
@@ -312,14 +292,10 @@ export class Chat {
    * (the server would refuse a second one); the message stays failed with its Retry. */
   _retry(seq) {
     if (this.state.retry(seq, (frame) => this.conn.send(frame))) this._renderStatus(seq);
-    else if (!this.conn.isOpen() || !this.state.ready) this.notify(this.t.retryWhenBack);
+    else if (!this.conn.isOpen() || !this.state.ready) this.ui.notify(this.t.retryWhenBack);
   }
 
   // ------------------------------------------------------------ misc
-
-  notify(text) {
-    this.ui.notify(text);
-  }
 
   _scrollToEnd() {
     const log = this.ui.logEl;

@@ -1,7 +1,8 @@
 /* The demo page: sample buttons post to /demo/send; the raw callback and the answer are shown
  * next to the widget. Plain script, loaded from a file (the page's CSP allows no inline code). */
-(function () {
+(() => {
   "use strict";
+
   var main = document.querySelector("main.demo");
   var callId = main.getAttribute("data-call-id");
   var raw = document.getElementById("raw");
@@ -9,35 +10,40 @@
   var buttons = document.querySelectorAll("button[data-sample]");
 
   function busy(on) {
-    buttons.forEach(function (b) { b.disabled = on; });
+    buttons.forEach((b) => {
+      b.disabled = on;
+    });
   }
 
   function send(sample) {
     busy(true);
-    result.textContent = "Posting " + sample + " …";
+    result.textContent = `Posting ${sample} …`;
     result.className = "result";
     fetch("/demo/send", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ call_id: callId, sample: sample }),
     })
-      .then(function (resp) { return resp.json().then(function (data) { return [resp, data]; }); })
-      .then(function (pair) {
+      .then((resp) => resp.json().then((data) => [resp, data]))
+      .then((pair) => {
         var data = pair[1];
-        if (!pair[0].ok) throw new Error(data.error + ": " + JSON.stringify(data.detail));
+        if (!pair[0].ok) throw new Error(`${data.error}: ${JSON.stringify(data.detail)}`);
         raw.textContent = JSON.stringify(data.request, null, 2);
-        result.textContent = "POST /webhooks/airudder → HTTP " + data.status + " " +
-          JSON.stringify(data.response);
+        result.textContent = `POST /webhooks/airudder → HTTP ${data.status} ${JSON.stringify(data.response)}`;
         result.className = data.status === 200 ? "result ok" : "result bad";
       })
-      .catch(function (err) {
-        result.textContent = "Failed: " + err.message;
+      .catch((err) => {
+        result.textContent = `Failed: ${err.message}`;
         result.className = "result bad";
       })
-      .finally(function () { busy(false); });
+      .finally(() => {
+        busy(false);
+      });
   }
 
-  buttons.forEach(function (b) {
-    b.addEventListener("click", function () { send(b.getAttribute("data-sample")); });
+  buttons.forEach((b) => {
+    b.addEventListener("click", () => {
+      send(b.getAttribute("data-sample"));
+    });
   });
 })();

@@ -124,7 +124,7 @@ class MemoryStore(Store):
         )
         start = after if recovered and after is not None else 0
         frames: list[Entry] = [(seq, frame) for seq, _, frame in session.history if seq > start]
-        frames += [(None, f) for seq, f in sorted(session.statuses.items()) if seq > start]
+        frames += [(None, f) for _, f in sorted(session.statuses.items())]
         return Replay(frames, session.last_seq, session.epoch, recovered)
 
     async def latest(self, call_id: str) -> tuple[str, Entry] | None:

@@ -127,7 +127,7 @@ class RedisStore(Store):
 
     async def replay(self, call_id: str, after: int | None, epoch: str | None) -> Replay:
         args = [self.ttl_ms, _new_epoch(), "" if after is None else after, epoch or ""]
-        got_epoch, last, recovered, start, stored, statuses = await self._run(
+        got_epoch, last, recovered, _, stored, statuses = await self._run(
             self._replay, call_id, args
         )
         first = last - len(stored) + 1
@@ -135,7 +135,7 @@ class RedisStore(Store):
         by_seq = sorted(
             (int(seq), frame) for seq, frame in zip(statuses[::2], statuses[1::2], strict=True)
         )
-        frames += [(None, frame) for seq, frame in by_seq if seq > start]
+        frames += [(None, frame) for _, frame in by_seq]
         return Replay(frames, last, got_epoch.decode(), bool(recovered))
 
     async def latest(self, call_id: str) -> tuple[str, Entry] | None:

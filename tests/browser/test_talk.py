@@ -261,3 +261,40 @@ def test_a_pick_refused_by_the_server_is_shown_and_the_state_stays_right(
     for option in group.get_by_role("button").all():
         expect(option).to_be_disabled()
     expect(group.get_by_role("button", name="男")).to_have_attribute("aria-pressed", "true")
+
+
+def test_a_retry_the_server_refuses_does_not_stay_sending(page: Page, bridge: Bridge) -> None:
+    """The widget believes a delivered message failed (a status frame put in on the way, as a
+    stale view would have it); its Retry reaches the real server, which refuses: not_failed."""
+    call_id = new_call_id()
+    routes: list[WebSocketRoute] = []
+
+    def route(ws: WebSocketRoute) -> None:
+        ws.connect_to_server()
+        routes.append(ws)
+
+    page.route_web_socket(lambda url: f"/ws/{call_id}" in url, route)
+    chat = open_chat(page, bridge, call_id)
+    send(chat, "hello")
+    message = mine(chat, "hello")
+    expect(message.locator(".delivery")).to_have_text("Sent")
+    seq = int(message.get_attribute("data-seq") or "0")
+    routes[-1].send(json.dumps({"type": "status", "seq": seq, "status": "failed"}))
+    expect(message.locator(".delivery")).to_have_text("Not delivered")
+
+    message.get_by_role("button", name="Retry").click()
+    expect(chat.get_by_role("alert")).to_contain_text("Nothing to retry")
+    expect(message.locator(".delivery")).to_have_text("Not delivered")
+    expect(message.get_by_role("button", name="Retry")).to_have_count(0)
+    # The server's next word on it stands again: a reload shows what the server has.
+    page.reload()
+    expect(mine(chat, "hello").locator(".delivery")).to_have_text("Sent")
+
+
+def test_the_box_takes_the_servers_text_limit(page: Page, bridges: Callable[..., Bridge]) -> None:
+    bridge = bridges(max_text_length="12")
+    chat = open_chat(page, bridge, new_call_id())
+    box = chat.get_by_role("textbox", name="Message")
+    expect(box).to_have_attribute("maxlength", "12")
+    box.press_sequentially("1234567890abcdef")
+    expect(box).to_have_value("1234567890ab")

@@ -1,5 +1,6 @@
 -- ARGV: ttl_ms, new epoch, after|'', epoch|''. Returns epoch, last seq, recovered (0/1),
--- the start, the frames after it (they always end at the last seq) and all status frames.
+-- the start, the frames after it (they always end at the last seq) and all status frames
+-- (a status may change while a browser is away, whatever the seq it names).
 local epoch = open_session(ARGV[2])
 local last = tonumber(redis.call('HGET', KEYS[1], 'seq'))
 local first = last - redis.call('XLEN', KEYS[2]) + 1

@@ -1,0 +1,106 @@
+/* The widget's own words, English and Chinese. A new message kind adds its words here
+ * (both languages) next to its renderer in renderers.js. */
+
+export const STRINGS = {
+  en: {
+    title: "Chat",
+    open: "Open chat",
+    close: "Close chat",
+    unread: (n) => (n === 1 ? "1 unread message" : `${n} unread messages`),
+    messages: "Messages",
+    connecting: "Connecting…",
+    online: "Online",
+    reconnecting: "Reconnecting…",
+    offline: "Offline",
+    offlineReason: "You are offline. You can send again once the connection is back.",
+    reconnectingReason: "Connection lost. Reconnecting… you can send again once it is back.",
+    connectingReason: "Connecting to the chat…",
+    placeholder: "Write a message…",
+    inputLabel: "Message",
+    send: "Send",
+    sending: "Sending…",
+    sent: "Sent",
+    failed: "Not delivered",
+    retry: "Retry",
+    retryWhenBack: "You can retry once the connection is back.",
+    notFailed: "Nothing to retry: this message is not marked as failed here.",
+    tooLong: (n) => `Too long: at most ${n} characters.`,
+    you: "You",
+    bot: "Bot",
+    choose: "Choose",
+    options: "Options",
+    chosen: "Chosen",
+    closeList: "Close",
+    image: "Image",
+    openImage: "Open image in a new tab",
+    download: "Download",
+    file: "File",
+    mediaFailed: {
+      image: "The image could not be loaded.",
+      video: "The video could not be loaded.",
+      audio: "The audio could not be loaded.",
+    },
+    openLink: "Open link",
+    unsupported: (t) => `This message (${t}) cannot be shown here.`,
+    today: "Today",
+    yesterday: "Yesterday",
+    refused: "Not accepted: ",
+    empty: "No messages yet.",
+  },
+  zh: {
+    title: "在线咨询",
+    open: "打开聊天",
+    close: "关闭聊天",
+    unread: (n) => `${n} 条未读消息`,
+    messages: "消息",
+    connecting: "正在连接…",
+    online: "在线",
+    reconnecting: "正在重新连接…",
+    offline: "离线",
+    offlineReason: "当前离线，恢复连接后即可发送。",
+    reconnectingReason: "连接已断开，正在重新连接… 恢复后即可发送。",
+    connectingReason: "正在连接聊天服务…",
+    placeholder: "输入消息…",
+    inputLabel: "消息",
+    send: "发送",
+    sending: "发送中…",
+    sent: "已送达",
+    failed: "发送失败",
+    retry: "重试",
+    retryWhenBack: "恢复连接后即可重试。",
+    notFailed: "无需重试：此消息在这里未标记为发送失败。",
+    tooLong: (n) => `内容过长：最多 ${n} 个字符。`,
+    you: "我",
+    bot: "机器人",
+    choose: "请选择",
+    options: "选项",
+    chosen: "已选择",
+    closeList: "关闭",
+    image: "图片",
+    openImage: "在新标签页中打开图片",
+    download: "下载",
+    file: "文件",
+    mediaFailed: {
+      image: "图片无法加载。",
+      video: "视频无法加载。",
+      audio: "音频无法加载。",
+    },
+    openLink: "打开链接",
+    unsupported: (t) => `暂不支持显示此类消息（${t}）。`,
+    today: "今天",
+    yesterday: "昨天",
+    refused: "未被接受：",
+    empty: "暂无消息。",
+  },
+};
+
+/** The first of the candidates (the option, the page's lang, the browser's) that is one of
+ * ours; English otherwise. */
+export function pickLang(...candidates) {
+  for (const candidate of candidates) {
+    const tag = (candidate || "").toLowerCase();
+    if (tag.startsWith("zh")) return "zh";
+    if (tag.startsWith("en")) return "en";
+  }
+  return "en";
+}

@@ -1,0 +1,304 @@
+/* The widget's controller: it owns one ChatState and one Connection, turns the person's
+ * actions into frames and the state's effects into the view. Loaded by ../widget.js. */
+
+import { Connection, socketUrl } from "./connection.js";
+import { storage, uuid } from "./dom.js";
+import { MessageLog, renderDelivery } from "./log.js";
+import { optionButton, refreshOption, renderChosenLabel } from "./renderers.js";
+import { buildShell } from "./shell.js";
+import { ChatState, Seen } from "./state.js";
+import { pickLang, STRINGS } from "./strings.js";
+
+export class Chat {
+  /** container: the element an inline widget fills (floating ones go to <body>);
+   * scriptUrl: widget.js's own URL, the default server and where widget.css is. */
+  constructor(container, opts, scriptUrl) {
+    const fallbackServer = scriptUrl ? scriptUrl.origin : location.origin;
+    this.callId = String(opts.callId);
+    this.server = new URL(opts.server || fallbackServer, location.href);
+    this.token = opts.token || null;
+    this.mode = opts.mode === "inline" ? "inline" : "floating";
+    this.lang = pickLang(opts.lang, document.documentElement.lang, navigator.language);
+    const t = STRINGS[this.lang];
+    this.t = t;
+    this.state = new ChatState();
+    this.connState = "connecting";
+    this.isOpen = this.mode === "inline" || !!opts.open;
+    this.unread = 0;
+    this.seen = new Seen(storage(), `airudder-chat:seen:${this.server.origin}:${this.callId}`);
+
+    this.ctx = {
+      t,
+      lang: this.lang,
+      chosen: (seq) => this.state.answered.get(seq),
+      choose: (m, option) => this._choose(m, option),
+      openList: (m, opener) => this.ui.sheet.show(m, opener),
+      refreshControl: (b) => this._refreshControl(b),
+      mediaLoaded: () => this._scrollToEnd(),
+    };
+    this.ui = buildShell({
+      t,
+      mode: this.mode,
+      lang: this.lang,
+      title: opts.title || t.title,
+      cssHref:
+        opts.css ||
+        new URL(scriptUrl ? "widget.css" : "/static/widget.css", scriptUrl || this.server).href,
+      row: (m, option) => optionButton("row", m, option, this.ctx),
+      on: {
+        close: () => this.close(),
+        toggle: () => this.toggle(),
+        escape: () => this.isOpen && this.close(),
+        submit: () => this._submit(),
+      },
+    });
+    this.log = new MessageLog(this.ui, this.ctx);
+    (this.mode === "inline" ? container : document.body || document.documentElement).appendChild(
+      this.ui.host,
+    );
+    this._renderOpen();
+    this._renderState();
+
+    this.conn = new Connection({
+      url: () =>
+        socketUrl(this.server, this.callId, {
+          after: this.state.lastSeq,
+          epoch: this.state.epoch,
+          token: this.token,
+        }),
+      onOpening: () => this.state.connecting(),
+      onFrame: (frame) => this._apply(this.state.receive(frame)),
+      onClose: () => this._lost(),
+      onState: (s) => this._setState(s),
+    });
+    this.conn.connect();
+  }
+
+  // ------------------------------------------------------------ open / close / badge
+
+  open() {
+    this.isOpen = true;
+    this._renderOpen();
+    this._markSeen();
+    if (!this.ui.input.disabled) this.ui.input.focus();
+  }
+
+  close() {
+    if (this.mode === "inline") return;
+    this.isOpen = false;
+    this._renderOpen();
+    this.ui.launcher?.focus();
+  }
+
+  toggle() {
+    if (this.isOpen) this.close();
+    else this.open();
+  }
+
+  _renderOpen() {
+    this.ui.showOpen(this.isOpen, this.unread);
+    if (this.isOpen) this._scrollToEnd();
+  }
+
+  _markSeen() {
+    this.unread = 0;
+    this.seen.upTo(this.state.lastSeq);
+    this._renderOpen();
+  }
+
+  // ------------------------------------------------------------ connection
+
+  /** A new token (e.g. a refreshed one): reconnect with it, continuing after the last seq. */
+  setToken(token) {
+    this.token = token || null;
+    this._lost();
+    this.conn.restart();
+  }
+
+  destroy() {
+    this.ui.notify(null);
+    this.conn.destroy();
+    this.ui.host.remove();
+  }
+
+  /** The socket is gone (closed, or dropped on purpose): see ChatState.closed. */
+  _lost() {
+    const effects = this.state.closed();
+    for (const p of this.state.pending.values()) this._renderPending(p);
+    this._apply(effects);
+  }
+
+  _setState(name) {
+    this.connState = name;
+    this._renderState();
+  }
+
+  _renderState() {
+    this.ui.showConnection(this.connState);
+    for (const b of this.ui.root.querySelectorAll(".choices button, button.row, button.retry")) {
+      this._refreshControl(b);
+    }
+  }
+
+  // ------------------------------------------------------------ server frames
+
+  _apply(effects) {
+    for (const e of effects) {
+      switch (e.type) {
+        case "reset":
+          this.log.clear(this.state.pending.size > 0);
+          this.ui.sheet.close();
+          break;
+        case "message":
+          this._show(e.message, e.live);
+          break;
+        case "adopt":
+          e.pending.node?.remove();
+          if (e.pending.kind === "choose") this._refreshChoices(e.pending.choicesSeq);
+          break;
+        case "answered":
+          this._refreshChoices(e.seq);
+          break;
+        case "status":
+          this._renderStatus(e.seq);
+          break;
+        case "refused":
+          this.ui.notify(e.code === "not_failed" ? this.t.notFailed : this.t.refused + e.detail);
+          break;
+        case "drop":
+          this._dropPending(e.pending);
+          break;
+        case "gap":
+          this._lost();
+          this.conn.restart();
+          return;
+        case "ready":
+          this._ready();
+          break;
+      }
+    }
+  }
+
+  _ready() {
+    const { epoch, maxTextLength } = this.state;
+    this.seen.epochIs(epoch);
+    if (maxTextLength) this.ui.input.maxLength = maxTextLength;
+    else this.ui.input.removeAttribute("maxlength");
+    this.conn.settled();
+    this._setState("online");
+    if (this.isOpen) this._markSeen();
+    else {
+      this.unread = this.state.unreadAfter(this.seen.seq);
+      this._renderOpen();
+    }
+    for (const p of this.state.unsent()) this._transmit(p);
+    this._scrollToEnd();
+  }
+
+  _show(m, live) {
+    const row = this.log.append(m);
+    if (m.from === "user") this._renderDelivery(row, m.seq);
+    if (!live) return; // the replay: `ready` counts what is unread and scrolls
+    if (m.from !== "user" && !this.isOpen) {
+      this.unread++;
+      this._renderOpen();
+    } else if (this.isOpen) this._markSeen();
+    this._scrollToEnd();
+  }
+
+  _renderStatus(seq) {
+    const row = this.log.rowOf(seq);
+    if (row?.classList.contains("from-user")) this._renderDelivery(row, seq);
+  }
+
+  _renderDelivery(row, seq) {
+    const onRetry = this.state.canRetry(seq) ? () => this._retry(seq) : null;
+    const retry = renderDelivery(row, this.state.statuses.get(seq), this.t, onRetry);
+    if (retry) this._refreshControl(retry);
+  }
+
+  /** Retry and the options work only online; an option only while its message is
+   * neither answered nor being answered. */
+  _refreshControl(b) {
+    const online = this.connState === "online";
+    if (b.classList.contains("retry")) b.disabled = !online;
+    else {
+      const seq = Number(b.getAttribute("data-choice"));
+      refreshOption(b, this.state.answered.get(seq), online && this.state.canChoose(seq));
+    }
+  }
+
+  _refreshChoices(seq) {
+    for (const b of this.ui.root.querySelectorAll(`[data-choice="${Number(seq)}"]`)) {
+      this._refreshControl(b);
+    }
+    const row = this.log.rowOf(seq);
+    const m = this.state.messages.get(seq);
+    if (row && m?.style === "list") renderChosenLabel(row.querySelector(".choices"), m, this.ctx);
+  }
+
+  // ------------------------------------------------------------ the person's messages
+
+  _submit() {
+    const { input } = this.ui;
+    const text = input.value;
+    if (!text.trim() || this.connState !== "online") return;
+    if (this.state.tooLong(text)) {
+      this.ui.notify(this.t.tooLong(this.state.maxTextLength));
+      return;
+    }
+    const p = this.state.addSend(uuid(), text);
+    input.value = "";
+    this._sendPending(p);
+  }
+
+  _choose(m, option) {
+    if (this.connState !== "online") return;
+    const p = this.state.addChoose(uuid(), m, option);
+    if (!p) return;
+    this._refreshChoices(m.seq);
+    if (this.ui.sheet.isShowing(m.seq)) this.ui.sheet.close();
+    this._sendPending(p);
+  }
+
+  _sendPending(p) {
+    this.log.addPending(p);
+    this._transmit(p);
+    this._scrollToEnd();
+  }
+
+  _transmit(p) {
+    this.state.transmit(p, (frame) => this.conn.send(frame));
+    this._renderPending(p);
+  }
+
+  _renderPending(p) {
+    if (!p.node) return;
+    const unsent = p.state === "unsent";
+    const onRetry = unsent ? () => this._transmit(p) : null;
+    const status = { status: unsent ? "failed" : "sending" };
+    const retry = renderDelivery(p.node, status, this.t, onRetry);
+    if (retry) this._refreshControl(retry);
+  }
+
+  _dropPending(p) {
+    p.node?.remove();
+    if (p.kind === "choose") this._refreshChoices(p.choicesSeq);
+    else if (!this.ui.input.value) this.ui.input.value = p.text; // keep the refused text
+  }
+
+  /** Only over an open socket. A failed message is not queued for later: the person asked
+   * for this retry now, and by the time the socket is back another tab may have retried it
+   * (the server would refuse a second one); the message stays failed with its Retry. */
+  _retry(seq) {
+    if (this.state.retry(seq, (frame) => this.conn.send(frame))) this._renderStatus(seq);
+    else if (!this.conn.isOpen() || !this.state.ready) this.ui.notify(this.t.retryWhenBack);
+  }
+
+  // ------------------------------------------------------------ misc
+
+  _scrollToEnd() {
+    const log = this.ui.logEl;
+    if (this.isOpen) log.scrollTop = log.scrollHeight;
+  }
+}

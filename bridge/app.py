@@ -10,7 +10,7 @@ from aiohttp import WSCloseCode, web
 
 from bridge import demo
 from bridge.config import Settings
-from bridge.delivery.upstream import Forwarder
+from bridge.delivery.forwarder import Forwarder
 from bridge.keys import FANOUT, FORWARDER, HTTP, METRICS, SETTINGS, SLOTS, SOCKETS, STORE
 from bridge.limits import SocketSlots
 from bridge.live.fanout import open_fanout
@@ -63,6 +63,7 @@ async def _forwarder(app: web.Application) -> AsyncIterator[None]:
         forwarder = app[FORWARDER] = Forwarder(
             app[SETTINGS], app[UPSTREAM_URL], app[STORE], app[FANOUT].publish, app[METRICS], http
         )
+        await forwarder.start()
         yield
         await forwarder.close()
 

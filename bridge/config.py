@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +62,12 @@ class Settings(BaseSettings):
         50, ge=1, description="rate-limited frames on one socket before it is closed (1008)"
     )
 
+    store: Literal["sqlite", "memory", "redis"] | None = Field(
+        None, description="where sessions live; default: redis with redis_url, else sqlite"
+    )
+    data_dir: Path | None = Field(
+        None, description="the SQLite store's directory; default: the platform's state dir"
+    )
     redis_url: str | None = Field(None, description="sessions in Redis, shared by processes")
     redis_timeout: float = Field(
         5.0, gt=0, description="seconds a Redis call may take before the store counts as down"
@@ -71,6 +79,9 @@ class Settings(BaseSettings):
     upstream_attempts: int = Field(6, ge=1)
     upstream_max_seconds: float = Field(60.0, gt=0)
     upstream_backoff: float = Field(0.5, gt=0, description="first retry delay, doubled each time")
+    delivery_sweep: float = Field(
+        5.0, gt=0, description="seconds between looks for queued messages nobody forwards"
+    )
 
     log_level: str = "INFO"
     log_format: str = Field("text", pattern="^(text|json)$")
@@ -84,6 +95,8 @@ class Settings(BaseSettings):
         # always an unwatched session to evict when the store is full: no one is refused.
         if self.max_sockets >= self.max_sessions:
             raise ValueError("max_sockets must be lower than max_sessions")
+        if self.store_kind() == "redis" and not self.redis_url:
+            raise ValueError("store redis needs redis_url")
         return self
 
     # Split once: the signing secrets are read on every callback.
@@ -99,6 +112,22 @@ class Settings(BaseSettings):
 
     def widget_secrets(self) -> list[bytes]:
         return self._widget_secrets
+
+    def store_kind(self) -> Literal["sqlite", "memory", "redis"]:
+        if self.store is not None:
+            return self.store
+        return "redis" if self.redis_url else "sqlite"
+
+    def data_path(self) -> Path:
+        """Where the SQLite store lives: the setting, else systemd's ``$STATE_DIRECTORY``,
+        else the XDG state directory; never the current directory."""
+        if self.data_dir is not None:
+            return self.data_dir
+        systemd = os.environ.get("STATE_DIRECTORY")
+        if systemd:
+            return Path(systemd.split(":")[0])
+        xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        return Path(xdg) / "airudder-bridge"
 
     def demo_enabled(self) -> bool:
         if self.demo is not None:

@@ -6,7 +6,7 @@ import aiohttp
 from aiohttp import web
 
 from bridge.config import Settings
-from bridge.delivery.upstream import Forwarder
+from bridge.delivery.forwarder import Forwarder
 from bridge.limits import SocketSlots
 from bridge.live.fanout import Fanout
 from bridge.metrics import Metrics

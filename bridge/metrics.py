@@ -30,8 +30,16 @@ class Metrics:
         )
         self.forwards = Counter(
             "bridge_upstream_forwards",
-            "Person messages forwarded upstream, by outcome",
+            "Person messages forwarded upstream, by outcome (failed = gave up)",
             ["outcome"],
+            registry=r,
+        )
+        self.upstream_waiting = Gauge(
+            "bridge_upstream_waiting", "Person messages waiting for the bot", registry=r
+        )
+        self.upstream_oldest = Gauge(
+            "bridge_upstream_oldest_seconds",
+            "Age of the oldest person message waiting for the bot",
             registry=r,
         )
         self.latency = Histogram(

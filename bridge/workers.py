@@ -44,10 +44,10 @@ def die_with_parent() -> None:
 
 def refusal(settings: Settings) -> str | None:
     """Why these settings cannot run several workers, or None."""
-    if settings.workers > 1 and not settings.redis_url:
+    if settings.workers > 1 and settings.store_kind() != "redis":
         return (
             f"--workers {settings.workers} needs BRIDGE_REDIS_URL (or --redis-url): "
-            "sessions kept in one process's memory cannot be shared with the others"
+            "sessions in one process (memory, or the SQLite file it locks) cannot be shared"
         )
     if settings.workers > 1 and settings.port == 0:
         return "--workers needs a fixed --port: with port 0 every worker would get its own"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,13 +15,15 @@ MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
 @pytest.fixture
-def make_client(aiohttp_client: Any) -> MakeClient:
-    """A real server on 127.0.0.1 with the given settings, and a client for it."""
+def make_client(aiohttp_client: Any, tmp_path_factory: pytest.TempPathFactory) -> MakeClient:
+    """A real server on 127.0.0.1 with the given settings, and a client for it. Each one
+    gets a data directory of its own (the SQLite store locks it)."""
 
     async def make(**settings: Any) -> TestClient[Any, Any]:
         # The port is chosen first so that the app knows its own address (the demo bot).
         port = free_port()
-        app = create_app(Settings(**{"port": port, **settings}))
+        data_dir = tmp_path_factory.mktemp("data")
+        app = create_app(Settings(**{"port": port, "data_dir": data_dir, **settings}))
         client: TestClient[Any, Any] = await aiohttp_client(app, server_kwargs={"port": port})
         return client
 
@@ -49,9 +52,9 @@ def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store(request: pytest.FixtureRequest) -> dict[str, Any]:
+@pytest.fixture(params=["sqlite", "memory", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     """Settings selecting a session store: a test using this runs once on each."""
-    if request.param == "memory":
-        return {}
-    return {"redis_url": request.getfixturevalue("redis_url")}
+    if request.param == "redis":
+        return {"redis_url": request.getfixturevalue("redis_url")}
+    return {"store": request.param, "data_dir": tmp_path / "data"}

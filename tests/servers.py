@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -112,7 +113,9 @@ class Bridge:
     def __init__(self, port: int, *args: str, **env: str) -> None:
         self.port = port
         self.args = args
-        self.env = {**os.environ, "BRIDGE_LOG_LEVEL": "WARNING", **env}
+        # A data directory of its own (the SQLite store locks it), kept across restarts.
+        data_dir = tempfile.mkdtemp(prefix="bridge-data-")
+        self.env = {**os.environ, "BRIDGE_LOG_LEVEL": "WARNING", "BRIDGE_DATA_DIR": data_dir, **env}
         self.process: subprocess.Popen[bytes] | None = None
         self.url = f"http://127.0.0.1:{port}"
 

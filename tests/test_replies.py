@@ -13,7 +13,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bridge.config import Settings, SignScheme
-from bridge.delivery.upstream import Forwarder
+from bridge.delivery.forwarder import Forwarder
+from bridge.delivery.request import outgoing_body
 from bridge.demo import samples
 from bridge.live.fanout import LocalFanout
 from bridge.metrics import Metrics
@@ -22,7 +23,7 @@ from bridge.store.memory import MemoryStore
 from bridge.vendor import signing
 from bridge.widget import TextMessage
 from tests.conftest import MakeClient
-from tests.helpers import frame, messages, nothing_more, post, until_ready
+from tests.helpers import frame, messages, nothing_more, post, until, until_ready
 
 Client = TestClient[Any, Any]
 SECRET = b"shared-secret"
@@ -328,38 +329,34 @@ async def test_demo_bot_answers_through_the_real_callback_path(make_client: Make
 
 
 class FlakyStore(MemoryStore):
-    """The memory store, but the next ``find`` fails as an unreachable Redis would."""
+    """The memory store, but the next read of the queue fails as an unreachable Redis would."""
 
     down = False
 
-    async def find(self, call_id: str, ref: int | str) -> Any:
+    async def next_outgoing(self, call_id: str) -> Any:
         if self.down:
             self.down = False
             raise StoreUnavailable("redis is down")
-        return await super().find(call_id, ref)
+        return await super().next_outgoing(call_id)
 
 
-async def test_store_outage_while_forwarding_leaves_the_message_retryable(
+async def test_store_outage_while_forwarding_is_resumed_from_the_store(
     upstream: tuple[Upstream, str],
 ) -> None:
     up, url = upstream
-    settings = Settings(upstream_url=url, upstream_backoff=0.01)
+    settings = Settings(upstream_url=url, upstream_backoff=0.01, delivery_sweep=0.05)
     store = FlakyStore(settings)
     async with aiohttp.ClientSession() as http:
         forwarder = Forwarder(settings, url, store, LocalFanout().publish, Metrics(), http)
         draft = TextMessage(call_id="c", seq=0, id="m-000001", sender="user", ts=1, text="a")
-        (seq,) = (await store.append("c", [("k1", draft)])).seqs
+        body = outgoing_body(draft, None, None)
+        await store.append("c", [("k1", draft)], outgoing=body)
         store.down = True
-        await forwarder.submit("c", seq)
-        for _ in range(100):  # bounded: the worker finishes its queue despite the outage
-            if not forwarder._workers:
-                break
-            await asyncio.sleep(0.01)
-        assert up.requests == [] and not forwarder._workers
-        await forwarder.retry("c", seq)
-        for _ in range(100):
-            if up.accepted:
-                break
-            await asyncio.sleep(0.01)
+        forwarder.kick("c")
+        await until(lambda: not forwarder._tasks)  # it gave up on the outage...
+        assert up.requests == []
+        await forwarder.start()  # ...and the sweep finds the message still queued
+        await until(lambda: up.accepted)
         assert up.accepted[0]["messages"][0]["content"]["text"] == "a"
+        assert await store.next_outgoing("c") is None
         await forwarder.close()

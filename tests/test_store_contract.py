@@ -8,6 +8,7 @@ choices, statuses replayed, find, envelope, atomic seqs under concurrency).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -62,12 +63,26 @@ class Hub:
 
 @pytest.fixture
 async def hub(store: dict[str, Any]) -> AsyncIterator[Hub]:
-    settings = Settings(**store, history_limit=5)
+    async with open_hub(Settings(**store, history_limit=5)) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def short_lived(store: dict[str, Any]) -> AsyncIterator[Hub]:
+    """Idle conversations expire after 0.3 s (swept every 0.05 s)."""
+    async with open_hub(Settings(**store, session_ttl=0.3, sweep_interval=0.05)) as opened:
+        yield opened
+
+
+@contextlib.asynccontextmanager
+async def open_hub(settings: Settings) -> AsyncIterator[Hub]:
     opened = await open_store(settings)
     fanout = await open_fanout(settings, opened)
-    yield Hub(opened, fanout)
-    await fanout.close()
-    await opened.close()
+    try:
+        yield Hub(opened, fanout)
+    finally:
+        await fanout.close()
+        await opened.close()
 
 
 def seed_items(call_id: str) -> list[tuple[str, widget.WidgetMessage]]:
@@ -294,3 +309,118 @@ async def test_overflow_closes_with_1013_and_catch_up_works(make_client: MakeCli
     ws = await client.ws_connect(f"/ws/of?after={last}&epoch={ready['epoch']}")
     replayed, ready = await until_ready(ws)
     assert [m["seq"] for m in replayed] == list(range(last + 1, 8)) and ready["recovered"]
+
+
+# -- the queue for the bot ------------------------------------------------------------
+
+
+async def queue(hub: Hub, call_id: str, *texts: str) -> list[int]:
+    """The person says ``texts``, each queued for the bot with the body ``b"body-<text>"``."""
+    seqs = []
+    for text in texts:
+        appended = await hub.store.append(
+            call_id, [(f"user:{text}", person(call_id, text))], outgoing=f"body-{text}".encode()
+        )
+        seqs += appended.seqs
+    return seqs
+
+
+def statuses(entries: list[tuple[int | None, bytes]]) -> list[tuple[int, str]]:
+    frames = [orjson.loads(frame) for seq, frame in entries if seq is None]
+    return [(f["seq"], f["status"]) for f in frames]
+
+
+async def test_a_person_message_is_queued_in_the_step_that_stores_it(hub: Hub) -> None:
+    appended = await hub.store.append("q", [("user:a", person("q", "a"))], outgoing=b"body-a")
+    assert appended.seqs == [1]
+    assert [seq for seq, _ in appended.frames] == [1, None]
+    assert statuses(appended.frames) == [(1, "sending")]
+    job = await hub.store.next_outgoing("q")
+    assert job is not None and (job.seq, job.body) == (1, b"body-a")
+    [waiting] = await hub.store.waiting()
+    assert (waiting.call_id, waiting.count, waiting.ready) == ("q", 1, True)
+    again = await hub.store.append("q", [("user:a", person("q", "a"))], outgoing=b"body-a")
+    assert again.seqs == [1] and again.frames == [], "a re-sent frame is queued once"
+    assert (await hub.store.waiting())[0].count == 1
+    replay = await hub.replay("q", None, None)
+    assert statuses(replay.frames) == [(1, "sending")]
+
+
+async def test_sent_leaves_the_queue_in_order(hub: Hub) -> None:
+    assert await queue(hub, "order", "a", "b") == [1, 2]
+    for seq, body in ((1, b"body-a"), (2, b"body-b")):
+        job = await hub.store.next_outgoing("order")
+        assert job is not None and (job.seq, job.body) == (seq, body)
+        _, entries = await hub.store.settle("order", seq, sent=True)
+        assert statuses(entries) == [(seq, "sent")]
+    assert await hub.store.next_outgoing("order") is None
+    assert await hub.store.waiting() == []
+
+
+async def test_a_give_up_holds_the_rest_until_a_retry_sends_all_in_order(hub: Hub) -> None:
+    await queue(hub, "held", "a", "b", "c")
+    _, entries = await hub.store.settle("held", 1, sent=False, detail="HTTP 500")
+    assert statuses(entries) == [(1, "failed"), (2, "failed"), (3, "failed")]
+    details = [orjson.loads(f).get("detail") for _, f in entries]
+    assert details[0] == "HTTP 500" and all("1" in d for d in details[1:])
+    assert await hub.store.next_outgoing("held") is None, "held behind the failed one"
+    [waiting] = await hub.store.waiting()
+    assert (waiting.count, waiting.ready) == (3, False)
+    with pytest.raises(Refusal) as refused:
+        await hub.store.retry("held", 99)
+    assert refused.value.code == "not_failed"
+    _, entries = await hub.store.retry("held", 2)  # any message of the queue retries it all
+    assert statuses(entries) == [(1, "sending"), (2, "sending"), (3, "sending")]
+    job = await hub.store.next_outgoing("held")
+    assert job is not None and job.seq == 1
+    with pytest.raises(Refusal):
+        await hub.store.retry("held", 1)  # it is on its way again: nothing to retry
+    replay = await hub.replay("held", None, None)
+    assert statuses(replay.frames) == [(1, "sending"), (2, "sending"), (3, "sending")]
+
+
+async def test_one_owner_at_a_time(hub: Hub) -> None:
+    assert await hub.store.claim("own", "a", 5.0)
+    assert await hub.store.claim("own", "a", 5.0), "the owner renews"
+    assert not await hub.store.claim("own", "b", 5.0)
+    await hub.store.release("own", "b")  # not b's to release
+    assert not await hub.store.claim("own", "b", 5.0)
+    await hub.store.release("own", "a")
+    assert await hub.store.claim("own", "b", 5.0)
+
+
+async def test_queued_messages_outlive_the_idle_expiry(short_lived: Hub) -> None:
+    hub = short_lived
+    await queue(hub, "slow", "a")
+    await post_expiry(hub, "slow")
+    job = await hub.store.next_outgoing("slow")
+    assert job is not None and job.body == b"body-a"
+    _, entries = await hub.store.settle("slow", job.seq, sent=True)
+    assert statuses(entries) == [(1, "sent")]
+
+
+async def test_forget_deletes_a_conversation_everywhere(hub: Hub) -> None:
+    await hub.append("gone", seed_items("gone")[:3])
+    await queue(hub, "gone", "a")
+    before = await hub.replay("gone", None, None)
+    assert await hub.store.forget("gone") is True
+    assert await hub.store.forget("gone") is False
+    after = await hub.replay("gone", None, None)
+    assert after.frames == [] and after.last_seq == 0 and after.epoch != before.epoch
+    assert await hub.store.next_outgoing("gone") is None
+    assert await hub.find("gone", 1) is None and await hub.envelope("gone") is None
+
+
+async def post_expiry(hub: Hub, call_id: str) -> None:
+    """Let the idle expiry (0.3 s, swept every 0.05 s) pass several times over: the
+    passing of time is what these tests are about, so this one waits."""
+    other = f"{call_id}-idle"
+    await hub.append(other, seed_items(other)[:1])
+    first = (await hub.replay(other, None, None)).epoch
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if (await hub.store.latest(other)) is None:
+            break
+    else:
+        raise AssertionError("an idle conversation never expired")
+    assert (await hub.replay(other, None, None)).epoch != first

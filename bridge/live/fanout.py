@@ -62,7 +62,7 @@ class LocalFanout(Fanout):
 async def open_fanout(settings: Settings, store: Store) -> Fanout:
     """The fan-out that matches the store, started: Redis pub/sub when it is on Redis."""
     fanout: Fanout
-    if settings.redis_url:
+    if settings.store_kind() == "redis":
         from bridge.live.redis_fanout import RedisFanout
 
         fanout = await RedisFanout.connect(settings, store)

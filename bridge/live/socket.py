@@ -18,13 +18,14 @@ from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
 from bridge import frames
+from bridge.delivery.request import outgoing_body
 from bridge.frames import AckFrame, ChooseFrame, RetryFrame, SendFrame
 from bridge.keys import FANOUT, FORWARDER, METRICS, SETTINGS, SOCKETS, STORE
 from bridge.limits import FrameGate
 from bridge.live.outbox import Outbox, StopReason
 from bridge.refusals import Refusal, StoreUnavailable
 from bridge.store import Entry, Replay
-from bridge.widget import ChoicesMessage, ReplyTo, TextMessage, WidgetMessage
+from bridge.widget import ChoicesMessage, ReplyTo, TextMessage
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,8 @@ class Socket:
         limit = self.settings.max_text_length
         if len(frame.text) > limit:
             raise Refusal("text_too_long", f"at most {limit} characters")
-        await self._said(frame.client_msg_id, TextMessage(**self._head(frame), text=frame.text))
+        draft = TextMessage(**self._head(frame), text=frame.text)
+        await self._said(frame.client_msg_id, draft)
 
     async def _on_choose(self, frame: ChooseFrame) -> None:
         choices = await self.store.find(self.call_id, frame.message_id)
@@ -224,7 +226,7 @@ class Socket:
             )
         answer = ReplyTo(seq=choices.seq, option_id=option.id)
         draft = TextMessage(**self._head(frame), text=option.label, reply_to=answer)
-        await self._said(frame.client_msg_id, draft, answer)
+        await self._said(frame.client_msg_id, draft, choices, answer)
 
     async def _on_retry(self, frame: RetryFrame) -> None:
         await self.forwarder.retry(self.call_id, frame.seq)
@@ -240,16 +242,24 @@ class Socket:
         }
 
     async def _said(
-        self, client_msg_id: str, draft: WidgetMessage, answer: ReplyTo | None = None
+        self,
+        client_msg_id: str,
+        draft: TextMessage,
+        choices: ChoicesMessage | None = None,
+        answer: ReplyTo | None = None,
     ) -> None:
-        """Store what the person said (every tab shows it), acknowledge, then forward it.
-        A frame re-sent after a lost ack has the same client_msg_id: same key, same seq."""
+        """Store what the person said (every tab shows it) and queue it for the bot in the
+        same step, acknowledge, then have it forwarded. A frame re-sent after a lost ack
+        has the same client_msg_id: same key, same seq, queued once."""
         key = f"user:{client_msg_id}"
-        appended = await self.store.append(self.call_id, [(key, draft)], answer=answer)
+        body = outgoing_body(draft, choices, await self.store.envelope(self.call_id))
+        appended = await self.store.append(
+            self.call_id, [(key, draft)], answer=answer, outgoing=body
+        )
         self.fanout.publish(self.call_id, appended.epoch, appended.frames)
         [seq] = appended.seqs
         await self.send(AckFrame(client_msg_id=client_msg_id, seq=seq).encode())
-        await self.forwarder.submit(self.call_id, seq)
+        self.forwarder.kick(self.call_id)
 
 
 Handler = Callable[[Socket, Any], Awaitable[None]]

@@ -31,6 +31,27 @@ class Appended:
 
 
 @dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A person's message waiting for the bot: the exact body to POST (built when the
+    message was acknowledged, so its id never changes) and when it was queued."""
+
+    seq: int
+    body: bytes
+    queued_at: float  # Unix time
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A conversation with messages for the bot: ``ready`` when its first one may go now
+    (not held behind one that gave up)."""
+
+    call_id: str
+    count: int
+    oldest: float  # Unix time the oldest was queued
+    ready: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Replay:
     frames: list[Entry]
     last_seq: int
@@ -52,6 +73,9 @@ class Store(ABC):
     eviction, a Redis restart without persistence) it starts over with seq 1 under a new
     epoch, so a browser holding the old one knows its history is gone."""
 
+    def __init__(self) -> None:
+        self._claims: dict[str, str] = {}  # call_id -> owner, for single-process stores
+
     @abstractmethod
     async def append(
         self,
@@ -60,9 +84,14 @@ class Store(ABC):
         *,
         envelope: Envelope | None = None,
         answer: ReplyTo | None = None,
+        outgoing: bytes | None = None,
     ) -> Appended:
         """Store ``items`` in order. With ``answer``, the choices message it names is marked
-        answered in the same step, or ``Refusal("already_answered")`` and nothing stored."""
+        answered in the same step, or ``Refusal("already_answered")`` and nothing stored.
+
+        With ``outgoing`` (a person's message: one item), the item, if new, joins the
+        conversation's queue for the bot in the same step, with its status ``sending``
+        among the entries to fan out: acknowledged means queued (a transactional outbox)."""
 
     @abstractmethod
     async def replay(self, call_id: str, after: int | None, epoch: str | None) -> Replay:
@@ -84,6 +113,45 @@ class Store(ABC):
 
     @abstractmethod
     async def envelope(self, call_id: str) -> Envelope | None: ...
+
+    # -- the queue for the bot, in order per conversation -------------------------------
+
+    @abstractmethod
+    async def next_outgoing(self, call_id: str) -> Outgoing | None:
+        """The first queued message, unless it gave up (then the queue is held)."""
+
+    @abstractmethod
+    async def settle(
+        self, call_id: str, seq: int, sent: bool, detail: str | None = None
+    ) -> tuple[str, list[Entry]]:
+        """The bot took ``seq`` (it leaves the queue) or it gave up (it stays, failed, and
+        the ones behind it are held, shown as failed too). Returns the status entries."""
+
+    @abstractmethod
+    async def retry(self, call_id: str, seq: int) -> tuple[str, list[Entry]]:
+        """Send a given-up queue again, in order: ``seq`` must be one of its messages, or
+        ``Refusal("not_failed")``. Returns the ``sending`` status entries."""
+
+    @abstractmethod
+    async def waiting(self) -> list[Waiting]:
+        """Every conversation with a queue (after a restart: the work to resume)."""
+
+    async def claim(self, call_id: str, owner: str, ttl: float) -> bool:
+        """Become the one process forwarding ``call_id`` for ``ttl`` seconds (renewed by
+        claiming again). A store only one process opens grants it to one task at a time."""
+        holder = self._claims.get(call_id)
+        if holder is not None and holder != owner:
+            return False
+        self._claims[call_id] = owner
+        return True
+
+    async def release(self, call_id: str, owner: str) -> None:
+        if self._claims.get(call_id) == owner:
+            del self._claims[call_id]
+
+    @abstractmethod
+    async def forget(self, call_id: str) -> bool:
+        """Delete everything of ``call_id`` (a privacy request): True if there was any."""
 
     @abstractmethod
     def watch(self, call_id: str) -> None:
@@ -108,12 +176,17 @@ class Store(ABC):
 
 
 async def open_store(settings: Settings) -> Store:
-    """The store the settings ask for, started: Redis when ``redis_url`` is set."""
+    """The store the settings ask for, started (see ``Settings.store_kind``)."""
     store: Store
-    if settings.redis_url:
+    kind = settings.store_kind()
+    if kind == "redis":
         from bridge.store.redis import RedisStore  # only deployments on Redis need the client
 
         store = RedisStore(settings)
+    elif kind == "sqlite":
+        from bridge.store.sqlite import SqliteStore
+
+        store = SqliteStore(settings)
     else:
         from bridge.store.memory import MemoryStore
 

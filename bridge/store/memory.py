@@ -14,9 +14,19 @@ from dataclasses import dataclass, field
 from bridge.config import Settings
 from bridge.frames import DeliveryStatus, MessageFrame, StatusFrame
 from bridge.refusals import Refusal
-from bridge.store import Appended, Entry, Item, Replay, Store
+from bridge.store import Appended, Entry, Item, Outgoing, Replay, Store, Waiting
 from bridge.vendor.airudder import Envelope
 from bridge.widget import ReplyTo, WidgetMessage, frame_parts
+
+
+@dataclass(slots=True)
+class _Queued:
+    """A person's message in the conversation's queue for the bot."""
+
+    seq: int
+    body: bytes
+    queued_at: float
+    failed: bool = False
 
 
 @dataclass(slots=True)  # one per call_id, most of them idle: no __dict__ each
@@ -31,8 +41,17 @@ class _Session:
     answered: dict[int, str] = field(default_factory=dict)
     statuses: dict[int, bytes] = field(default_factory=dict)
     envelope: Envelope | None = None
+    queue: list[_Queued] = field(default_factory=list)
     watchers: int = 0
     touched: float = field(default_factory=time.monotonic)
+
+    def busy(self) -> bool:
+        """Watched, or with messages on their way to the bot: not to be forgotten."""
+        return bool(self.watchers or (self.queue and not self.queue[0].failed))
+
+    def status(self, seq: int, status: DeliveryStatus, detail: str | None = None) -> Entry:
+        frame = self.statuses[seq] = StatusFrame(seq=seq, status=status, detail=detail).encode()
+        return None, frame
 
     def first_seq(self) -> int:
         return self.history[0][0] if self.history else self.last_seq + 1
@@ -41,8 +60,9 @@ class _Session:
         if len(self.history) > limit:
             del self.history[: len(self.history) - limit]
         oldest = self.first_seq()
+        queued = {q.seq for q in self.queue}
         for table in (self.answered, self.statuses):
-            for seq in [s for s in table if s < oldest]:
+            for seq in [s for s in table if s < oldest and s not in queued]:
                 del table[seq]
         # Retries come soon after the original: remembering 2x the history is plenty.
         while len(self.keys) > 2 * limit:
@@ -51,6 +71,7 @@ class _Session:
 
 class MemoryStore(Store):
     def __init__(self, settings: Settings) -> None:
+        super().__init__()
         self.history_limit = settings.history_limit
         self.session_ttl = settings.session_ttl
         self.sweep_interval = settings.sweep_interval
@@ -75,7 +96,7 @@ class MemoryStore(Store):
         than sessions, so there is one; if not, the store grows past the bound rather than
         refuse the vendor's callback."""
         for call_id, session in self._sessions.items():
-            if not session.watchers:
+            if not session.busy():
                 del self._sessions[call_id]
                 return
 
@@ -89,6 +110,7 @@ class MemoryStore(Store):
         *,
         envelope: Envelope | None = None,
         answer: ReplyTo | None = None,
+        outgoing: bytes | None = None,
     ) -> Appended:
         session = self._session(call_id)
         fresh = [key for key, _ in items if key not in session.keys]
@@ -111,6 +133,9 @@ class MemoryStore(Store):
             session.keys[key] = seq
             seqs.append(seq)
             frames.append((seq, frame))
+            if outgoing is not None:
+                session.queue.append(_Queued(seq, outgoing, time.time()))
+                frames.append(session.status(seq, "sending"))
         session.trim(self.history_limit)
         return Appended(session.epoch, seqs, frames)
 
@@ -147,12 +172,53 @@ class MemoryStore(Store):
         self, call_id: str, seq: int, status: DeliveryStatus, detail: str | None = None
     ) -> tuple[str, bytes]:
         session = self._session(call_id)
-        frame = session.statuses[seq] = StatusFrame(seq=seq, status=status, detail=detail).encode()
+        _, frame = session.status(seq, status, detail)
         return session.epoch, frame
 
     async def envelope(self, call_id: str) -> Envelope | None:
         session = self._sessions.get(call_id)
         return session.envelope if session else None
+
+    async def next_outgoing(self, call_id: str) -> Outgoing | None:
+        session = self._sessions.get(call_id)
+        if session is None or not session.queue or session.queue[0].failed:
+            return None
+        head = session.queue[0]
+        return Outgoing(head.seq, head.body, head.queued_at)
+
+    async def settle(
+        self, call_id: str, seq: int, sent: bool, detail: str | None = None
+    ) -> tuple[str, list[Entry]]:
+        session = self._session(call_id)
+        queued = next((q for q in session.queue if q.seq == seq), None)
+        if queued is None:  # forgotten meanwhile
+            return session.epoch, []
+        if sent:
+            session.queue.remove(queued)
+            return session.epoch, [session.status(seq, "sent")]
+        queued.failed = True
+        held = f"held until message {seq} is sent"
+        return session.epoch, [
+            session.status(q.seq, "failed", detail if q is queued else held) for q in session.queue
+        ]
+
+    async def retry(self, call_id: str, seq: int) -> tuple[str, list[Entry]]:
+        session = self._sessions.get(call_id)
+        queue = session.queue if session else []
+        if session is None or not (queue and queue[0].failed and any(q.seq == seq for q in queue)):
+            raise Refusal("not_failed", f"message {seq} is not waiting for a retry")
+        queue[0].failed = False
+        return session.epoch, [session.status(q.seq, "sending") for q in queue]
+
+    async def waiting(self) -> list[Waiting]:
+        return [
+            Waiting(call_id, len(s.queue), s.queue[0].queued_at, not s.queue[0].failed)
+            for call_id, s in self._sessions.items()
+            if s.queue
+        ]
+
+    async def forget(self, call_id: str) -> bool:
+        return self._sessions.pop(call_id, None) is not None
 
     def watch(self, call_id: str) -> None:
         self._session(call_id).watchers += 1
@@ -170,7 +236,7 @@ class MemoryStore(Store):
         idle = [
             call_id
             for call_id, s in self._sessions.items()
-            if not s.watchers and now - s.touched > self.session_ttl
+            if not s.busy() and now - s.touched > self.session_ttl
         ]
         for call_id in idle:
             del self._sessions[call_id]

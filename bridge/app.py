@@ -16,7 +16,7 @@ from bridge.limits import SocketSlots
 from bridge.live.fanout import open_fanout
 from bridge.metrics import Metrics
 from bridge.store import open_store
-from bridge.web import pages, security, views
+from bridge.web import admin, pages, security, views
 from bridge.web.errors import error_middleware
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[SLOTS] = SocketSlots(settings.max_sockets, settings.max_sockets_per_call)
     security.setup(app)
     views.setup_routes(app)
+    admin.setup(app)
     pages.setup(app)
     # With no upstream configured, the demo bot answers people: an upstream like any other.
     demo_bot_url = demo.setup(app)

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bridge import forget as forgetting
 from bridge import logs, tokens, workers
 from bridge.app import create_app
 from bridge.config import Settings
@@ -34,7 +35,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     token.add_argument("call_id", metavar="CALL_ID")
     token.add_argument("--ttl", type=int, default=3600, help="seconds it stays valid (3600)")
+    forget = commands.add_parser(
+        "forget", help="delete everything kept of CALL_ID (asks the running bridge first)"
+    )
+    forget.add_argument("call_id", metavar="CALL_ID")
+    forget.add_argument("--url", help="the running bridge (default: BRIDGE_HOST:BRIDGE_PORT)")
     return parser
+
+
+def forget_conversation(args: argparse.Namespace) -> None:
+    try:
+        print(forgetting.run(Settings(), args.call_id, args.url))
+    except (RuntimeError, OSError) as exc:
+        sys.exit(f"airudder-bridge forget: {exc}")
 
 
 def print_token(args: argparse.Namespace) -> None:
@@ -51,6 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.command == "token":
         print_token(args)
+        return
+    if args.command == "forget":
+        forget_conversation(args)
         return
     overrides: dict[str, Any] = {
         k: v for k, v in vars(args).items() if k != "command" and v is not None

@@ -11,6 +11,8 @@ from bridge.app import create_app
 from bridge.config import Settings
 from tests.servers import RedisServer, free_port
 
+pytest_plugins = ["tests.upstream"]  # the `upstream` fixture: a bot on 127.0.0.1
+
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 

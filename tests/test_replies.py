@@ -9,8 +9,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from bridge.config import Settings, SignScheme
 from bridge.delivery.forwarder import Forwarder
@@ -24,38 +23,10 @@ from bridge.vendor import signing
 from bridge.widget import TextMessage
 from tests.conftest import MakeClient
 from tests.helpers import frame, messages, nothing_more, post, until, until_ready
+from tests.upstream import Upstream
 
 Client = TestClient[Any, Any]
 SECRET = b"shared-secret"
-
-
-class Upstream:
-    """A real HTTP server on 127.0.0.1 playing the vendor's "user sends message" API."""
-
-    def __init__(self, fail_first: int = 0, fail_status: int = 500, delay: float = 0.0) -> None:
-        self.fail_first = fail_first
-        self.fail_status = fail_status
-        self.delay = delay
-        self.requests: list[tuple[bytes, str | None]] = []
-        self.accepted: list[dict[str, Any]] = []
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        self.requests.append((body, request.headers.get("X-AIRudder-Sign")))
-        await asyncio.sleep(self.delay)
-        if len(self.requests) <= self.fail_first:
-            return web.json_response({"error": "try later"}, status=self.fail_status)
-        self.accepted.append(orjson.loads(body))
-        return web.json_response({})
-
-
-@pytest.fixture
-async def upstream(aiohttp_server: Any, request: pytest.FixtureRequest) -> tuple[Upstream, str]:
-    up = Upstream(**getattr(request, "param", {}))
-    app = web.Application()
-    app.router.add_post("/messages", up.handle)
-    server: TestServer = await aiohttp_server(app)
-    return up, str(server.make_url("/messages"))
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -28,6 +29,7 @@ class Upstream:
         self.delay = delay
         self.retry_after = retry_after
         self.healthy = True
+        self.before_answer: Callable[[], None] | None = None  # e.g. kill the bridge first
         self.requests: list[tuple[bytes, str | None]] = []
         self.times: list[float] = []  # time.monotonic() of each request
         self.accepted: list[dict[str, Any]] = []
@@ -37,6 +39,8 @@ class Upstream:
         self.requests.append((body, request.headers.get("X-AIRudder-Sign")))
         self.times.append(time.monotonic())
         await asyncio.sleep(self.delay)
+        if self.before_answer is not None:
+            self.before_answer()
         if len(self.requests) <= self.fail_first or not self.healthy:
             headers = {"Retry-After": self.retry_after} if self.retry_after else {}
             return web.json_response(

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from bridge.kinds import rebuild_on_change
 from bridge.widget import WidgetMessage
 
 DeliveryStatus = Literal["sending", "sent", "failed"]
@@ -26,6 +27,9 @@ class _Frame(BaseModel):
 class MessageFrame(_Frame):
     type: Literal["message"] = "message"
     message: WidgetMessage
+
+
+rebuild_on_change(MessageFrame)  # it embeds the union of the registered kinds
 
 
 class ReadyFrame(_Frame):

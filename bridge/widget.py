@@ -1,96 +1,31 @@
 """The widget message (bridge -> browser) and the pure translation from vendor messages.
 
-These models are the single source of the wire format: ``/schema/widget-message.json`` is
-generated from :data:`WidgetMessage`. List and button messages both become kind ``choices``
-so the widget has one component for both.
+The kinds' models (``bridge/kinds/``) are the single source of the wire format:
+``/schema/widget-message.json`` is generated from :data:`WidgetMessage`, their union.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import TypeAdapter
 
+from bridge import kinds
+from bridge.kinds import Head, WidgetUnion
+from bridge.kinds.choices import ChoicesMessage
+from bridge.kinds.text import ReplyTo, TextMessage
 from bridge.vendor import airudder
+
+# The kinds the bridge itself makes or reads: a person's text, a pick among choices.
+__all__ = ["ChoicesMessage", "ReplyTo", "TextMessage"]
 
 VERSION = 1
 
-
-class _Wire(BaseModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
-
-
-class _Message(_Wire):
-    v: Literal[1] = 1
-    call_id: str
-    seq: int = Field(ge=0, description="per-call_id counter from 1, no gaps (0 = not stored yet)")
-    id: str = Field(description="stable id: the same vendor message always gets the same id")
-    sender: Literal["bot", "user", "system"] = Field(alias="from")
-    ts: int = Field(description="Unix seconds")
-
-
-class Option(_Wire):
-    id: str
-    label: str
-    description: str | None = None
-
-
-class Section(_Wire):
-    title: str | None = None
-    options: list[Option]
-
-
-class ReplyTo(_Wire):
-    """What a person's pick answers: the choices message's seq and the option picked."""
-
-    seq: int
-    option_id: str
-
-
-class TextMessage(_Message):
-    kind: Literal["text"] = "text"
-    text: str
-    client_msg_id: str | None = None
-    reply_to: ReplyTo | None = None
-
-
-class MediaMessage(_Message):
-    kind: Literal["image", "video", "audio"]
-    url: str
-
-
-class FileMessage(_Message):
-    kind: Literal["file"] = "file"
-    url: str
-    name: str | None = None
-
-
-class ChoicesMessage(_Message):
-    kind: Literal["choices"] = "choices"
-    text: str
-    style: Literal["list", "buttons"]
-    button: str | None = Field(None, description="style list: label of the button opening it")
-    sections: list[Section]
-
-    def option(self, option_id: str) -> Option | None:
-        for section in self.sections:
-            for option in section.options:
-                if option.id == option_id:
-                    return option
-        return None
-
-
-class UnsupportedMessage(_Message):
-    kind: Literal["unsupported"] = "unsupported"
-    content_type: str
-
-
-WidgetMessage = Annotated[
-    TextMessage | MediaMessage | FileMessage | ChoicesMessage | UnsupportedMessage,
-    Field(discriminator="kind"),
-]
+# Any registered kind's message: the union is built from the registry (bridge/kinds/).
+WidgetMessage = WidgetUnion
 WIDGET_MESSAGE: TypeAdapter[WidgetMessage] = TypeAdapter(WidgetMessage)
+kinds.rebuild_on_change(WIDGET_MESSAGE)
 
 
 def json_schema() -> dict[str, Any]:
@@ -113,69 +48,25 @@ def dedup_key(call_id: str, canonical: bytes, occurrence: int) -> str:
 
 def translate(call_id: str, message: airudder.Message, message_id: str) -> WidgetMessage:
     """One vendor message -> one widget message (seq 0: the store assigns it)."""
-    head: dict[str, Any] = {
+    head: Head = {
         "call_id": call_id,
         "seq": 0,
         "id": message_id,
         "sender": "bot",
         "ts": message.timestamp,
     }
-    content = message.content
-    if isinstance(content, airudder.TextContent):
-        return TextMessage(**head, text=content.text)
-    if isinstance(content, airudder.MediaContent):
-        if content.type == "file":
-            return FileMessage(**head, url=content.media.origin_url, name=content.media.name)
-        return MediaMessage(**head, kind=content.type, url=content.media.origin_url)
-    if isinstance(content, airudder.InteractiveContent):
-        return _choices(head, content.interactive)
-    return UnsupportedMessage(**head, content_type=content.label)
-
-
-def _choices(
-    head: dict[str, Any], interactive: airudder.ListInteractive | airudder.ButtonInteractive
-) -> ChoicesMessage:
-    # Plain dicts validated once: a model per option would be a validation call each.
-    if isinstance(interactive, airudder.ListInteractive):
-        sections = [
-            {
-                "title": section.title,
-                "options": [
-                    {"id": row.id, "label": row.title, "description": row.description}
-                    for row in section.rows
-                ],
-            }
-            for section in interactive.action.sections
-        ]
-        return ChoicesMessage.model_validate(
-            {
-                **head,
-                "text": interactive.body.text,
-                "style": "list",
-                "button": interactive.action.button,
-                "sections": sections,
-            }
-        )
-    options = [{"id": b.reply.id, "label": b.reply.title} for b in interactive.action.buttons]
-    return ChoicesMessage.model_validate(
-        {
-            **head,
-            "text": interactive.body.text,
-            "style": "buttons",
-            "sections": [{"options": options}],
-        }
-    )
-
-
-_CANONICAL = airudder.Message.__pydantic_serializer__  # model_dump_json(), minus its wrapper
+    return kinds.translate(message.content, head)
 
 
 def translate_callback(callback: airudder.Callback) -> list[tuple[str, WidgetMessage]]:
     """All messages of one callback as ``(dedup_key, widget message)`` in order."""
     occurrences: dict[bytes, int] = {}
     out: list[tuple[str, WidgetMessage]] = []
+    # model_dump_json(), minus its wrapper; looked up each time: registering a kind
+    # rebuilds the model and with it its serializer.
+    canonical_json = airudder.Message.__pydantic_serializer__.to_json
     for message in callback.messages:
-        canonical = _CANONICAL.to_json(message)
+        canonical = canonical_json(message)
         occurrence = occurrences[canonical] = occurrences.get(canonical, -1) + 1
         key = dedup_key(callback.call_id, canonical, occurrence)
         out.append((key, translate(callback.call_id, message, key)))

@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from bridge import widget
 from bridge.config import SignScheme
 from bridge.demo import samples
+from bridge.kinds.file import FileMessage
+from bridge.kinds.unsupported import UnsupportedMessage
 from bridge.vendor import airudder, signing
 from tests.helpers import SEED_KINDS
 
@@ -59,22 +61,25 @@ def test_row_description_travels() -> None:
 
 def test_file_keeps_name_and_url() -> None:
     (message,) = translated(samples.callback("c1", samples.sample_message("file")))
-    assert isinstance(message, widget.FileMessage)
+    assert isinstance(message, FileMessage)
     assert (message.name, message.url) == ("filename", "https://www.airudder.com/xxxx.pdf")
 
 
 @pytest.mark.parametrize(
     ("content", "label"),
     [
-        ({"type": "location", "location": {"lat": 1}}, "location"),
-        ({"type": "interactive", "interactive": {"type": "product"}}, "interactive.product"),
+        ({"type": "x-unknown-test-kind", "x-unknown-test-kind": {"a": 1}}, "x-unknown-test-kind"),
+        (
+            {"type": "interactive", "interactive": {"type": "x-unknown-test-kind"}},
+            "interactive.x-unknown-test-kind",
+        ),
     ],
 )
 def test_unknown_content_type_becomes_unsupported(content: dict, label: str) -> None:
     raw = samples.text_message("x", "m1")
     raw["content"] = content
     (message,) = translated(samples.callback("c1", raw))
-    assert isinstance(message, widget.UnsupportedMessage)
+    assert isinstance(message, UnsupportedMessage)
     assert message.content_type == label
 
 

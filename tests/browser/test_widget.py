@@ -63,7 +63,7 @@ def test_every_kind_renders(page: Page, bridge: Bridge, host_site: HostSite) -> 
     )
     odd = samples.callback(
         call_id,
-        {**samples.sample_message("text"), "content": {"type": "location", "lat": 1}},
+        {**samples.sample_message("text"), "content": {"type": "x-unknown-test-kind", "lat": 1}},
         samples.text_message("Track it: https://example.com/t?id=1.\nThanks 谢谢 🎉", "m2"),
     )
     bridge.callback(odd)
@@ -87,7 +87,9 @@ def test_every_kind_renders(page: Page, bridge: Bridge, host_site: HostSite) -> 
     expect(chat.get_by_role("button", name="请选择")).to_be_visible()
     expect(chat.get_by_text("请选择你要咨询的业务类(本次通过list展示)")).to_be_visible()
     expect(chat.get_by_text("请选择您的性别(button)👉👉👉")).to_be_visible()
-    expect(chat.get_by_text("This message (location) cannot be shown here.")).to_be_visible()
+    expect(
+        chat.get_by_text("This message (x-unknown-test-kind) cannot be shown here.")
+    ).to_be_visible()
     # Text keeps its line break, and only the http(s) URL became a link.
     expect(chat.get_by_text("Thanks 谢谢 🎉")).to_be_visible()
     url = chat.get_by_role("link", name="https://example.com/t?id=1")

@@ -65,6 +65,17 @@ def test_file_keeps_name_and_url() -> None:
     assert (message.name, message.url) == ("filename", "https://www.airudder.com/xxxx.pdf")
 
 
+def test_media_keeps_its_name_for_the_alt_text() -> None:
+    raw = samples.sample_message("image")
+    raw["content"]["media"]["name"] = "Store front, Main Street"
+    (named,) = translated(samples.callback("c1", raw))
+    (plain,) = translated(samples.callback("c1", samples.sample_message("image")))
+    assert named.kind == plain.kind == "image"
+    assert getattr(named, "name", None) == "Store front, Main Street"
+    assert getattr(plain, "name", "missing") is None
+    assert b'"name"' not in widget.encode(plain), "no name: no field on the wire"
+
+
 @pytest.mark.parametrize(
     ("content", "label"),
     [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from bridge.kinds import Head, Kind, MessageBase, register
 from bridge.vendor.base import Media, Model
 
@@ -16,10 +18,12 @@ class MediaContent(Model):
 class MediaMessage(MessageBase):
     kind: Literal["image", "video", "audio"]
     url: str
+    name: str | None = Field(None, description="the vendor's media.name: the image's alt text")
 
 
 def translate(content: MediaContent, head: Head) -> MediaMessage:
-    return MediaMessage(**head, kind=content.type, url=content.media.origin_url)
+    media = content.media
+    return MediaMessage(**head, kind=content.type, url=media.origin_url, name=media.name)
 
 
 KIND = register(Kind("media", vendor=(MediaContent,), widget=(MediaMessage,), translate=translate))

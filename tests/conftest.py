@@ -1,19 +1,22 @@
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
 from bridge.app import create_app
 from bridge.config import Settings
-from tests.servers import RedisServer, free_port
+from tests.helpers import TIMEOUT
+from tests.servers import Bridge, RedisServer, free_port
 
 pytest_plugins = ["tests.upstream"]  # the `upstream` fixture: a bot on 127.0.0.1
 
 MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+StartBridge = Callable[..., Bridge]
 
 
 @pytest.fixture
@@ -60,3 +63,24 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     if request.param == "redis":
         return {"redis_url": request.getfixturevalue("redis_url")}
     return {"store": request.param, "data_dir": tmp_path / "data"}
+
+
+@pytest.fixture
+def start_bridge() -> Iterator[StartBridge]:
+    """Bridge processes on one Redis (``env``: more settings), stopped after the test."""
+    started: list[Bridge] = []
+
+    def start(redis_url: str, port: int | None = None, *args: str, **env: str) -> Bridge:
+        bridge = Bridge(port or free_port(), *args, BRIDGE_REDIS_URL=redis_url, **env)
+        started.append(bridge)
+        return bridge.start()
+
+    yield start
+    for bridge in started:
+        bridge.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as session:
+        yield session

@@ -7,7 +7,7 @@ Redis goes away and comes back. Nothing acknowledged is lost, nothing shows twic
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,9 @@ import pytest
 from aiohttp import ClientWebSocketResponse, WSCloseCode, WSMsgType
 
 from bridge.demo import samples
+from tests.conftest import StartBridge
 from tests.helpers import TIMEOUT, messages, nothing_more, until, until_ready
-from tests.servers import Bridge, RedisServer, free_port
-
-StartBridge = Callable[..., Bridge]
+from tests.servers import Bridge, RedisServer
 
 
 @pytest.fixture
@@ -30,26 +29,6 @@ def durable_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def start_bridge() -> Iterator[StartBridge]:
-    started: list[Bridge] = []
-
-    def start(redis_url: str, port: int | None = None, *args: str) -> Bridge:
-        bridge = Bridge(port or free_port(), *args, BRIDGE_REDIS_URL=redis_url)
-        started.append(bridge)
-        return bridge.start()
-
-    yield start
-    for bridge in started:
-        bridge.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as session:
-        yield session
 
 
 def one_text(call_id: str, i: int) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from bridge.live.fanout import Fanout
 from bridge.live.outbox import Outbox
 from bridge.refusals import StoreUnavailable
 from bridge.store import Entry, Store
-from bridge.store.redis import UNAVAILABLE, client
+from bridge.store.redis_base import UNAVAILABLE, client
 from bridge.store.redis_keys import announcement, call_id_of, channel
 
 log = logging.getLogger(__name__)

@@ -3,8 +3,10 @@ layout is in :mod:`.redis_keys`; the scripts in ``lua/``).
 
 Every write is one Lua script, so two processes appending to one call_id at once never
 reuse or skip a seq. Every script refreshes the idle expiry of all the session's keys
-together; sessions watched by a socket of this process are refreshed periodically by the
-store's own task, so they never expire while somebody looks at them.
+together (or makes them persistent while messages wait for the bot: see redis_keys);
+sessions watched by a socket of this process are refreshed periodically by the store's own
+task, so they never expire while somebody looks at them. The queue for the bot and the
+lease are :mod:`.redis_queue`'s.
 """
 
 from __future__ import annotations
@@ -12,37 +14,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
+import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from importlib import resources
+from collections.abc import Sequence
 from typing import Any, cast
 
 import orjson
-from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, ReadOnlyError, RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from bridge.config import Settings
 from bridge.frames import DeliveryStatus, StatusFrame
 from bridge.refusals import Refusal, StoreUnavailable
-from bridge.store import Appended, Entry, Item, Replay, Store
+from bridge.store import Appended, Entry, Item, Replay
+from bridge.store.redis_base import UNAVAILABLE, available, client, new_epoch, script, status_parts
 from bridge.store.redis_keys import SessionKeys, channel
+from bridge.store.redis_queue import RedisQueue
 from bridge.vendor.airudder import Envelope
 from bridge.widget import WIDGET_MESSAGE, ReplyTo, WidgetMessage, frame_parts
 
 log = logging.getLogger(__name__)
-
-# Redis is down, loading, full or a read-only replica after a fail-over: try again later.
-UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, OutOfMemoryError, ReadOnlyError)
-
-
-def _script(name: str) -> str:
-    lua = resources.files("bridge.store") / "lua"
-    return (lua / "session.lua").read_text() + (lua / f"{name}.lua").read_text()
 
 
 def _entry(entry: Any) -> tuple[int, bytes]:
@@ -51,47 +43,26 @@ def _entry(entry: Any) -> tuple[int, bytes]:
     return int(entry_id.split(b"-")[0]), cast(bytes, fields[b"f"])
 
 
-@contextlib.contextmanager
-def available() -> Iterator[None]:
-    """Redis not answering becomes :class:`StoreUnavailable` (a 503 for the vendor)."""
-    try:
-        yield
-    except UNAVAILABLE as exc:
-        raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
-
-
-def _new_epoch() -> str:
-    return secrets.token_hex(8)
-
-
-def client(settings: Settings, **options: Any) -> Redis:
-    assert settings.redis_url, "the Redis store needs settings.redis_url"
-    return Redis.from_url(
-        settings.redis_url, socket_connect_timeout=settings.redis_timeout, **options
-    )
-
-
-class RedisStore(Store):
+class RedisStore(RedisQueue):
     def __init__(self, settings: Settings) -> None:
-        self.history_limit = settings.history_limit
-        self.ttl_ms = max(1, round(settings.session_ttl * 1000))
-        self.timeout = settings.redis_timeout
-        # Retrying a script is safe: a retried append finds its de-dup keys and stores nothing.
-        self.redis = client(
+        # Retrying a script is safe: a retried append finds its de-dup keys and stores
+        # nothing, a retried settle finds the queue settled already (a retried retry is
+        # refused as not_failed, having retried: the sockets saw its 'sending' frames).
+        redis = client(
             settings,
             socket_timeout=settings.redis_timeout,
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
         )
-        self._append = self.redis.register_script(_script("append"))
-        self._replay = self.redis.register_script(_script("replay"))
-        self._status = self.redis.register_script(_script("status"))
+        super().__init__(redis, max(1, round(settings.session_ttl * 1000)))
+        self.history_limit = settings.history_limit
+        self.timeout = settings.redis_timeout
+        self._append = redis.register_script(script("append"))
+        self._replay = redis.register_script(script("replay"))
+        self._status = redis.register_script(script("status"))
+        self._touch = redis.register_script(script("touch"))
         self._watched: Counter[str] = Counter()
         self._refresh_every = min(settings.sweep_interval, settings.session_ttl / 3)
         self._refresher: asyncio.Task[None] | None = None
-
-    async def _run(self, script: Any, call_id: str, args: list[Any]) -> Any:
-        with available():
-            return await script(keys=list(SessionKeys.of(call_id)), args=args)
 
     async def append(
         self,
@@ -100,15 +71,20 @@ class RedisStore(Store):
         *,
         envelope: Envelope | None = None,
         answer: ReplyTo | None = None,
+        outgoing: bytes | None = None,
     ) -> Appended:
+        sending = status_parts("sending")
         args: list[Any] = [
             self.ttl_ms,
             self.history_limit,
-            _new_epoch(),
+            new_epoch(),
             channel(call_id),
             envelope.model_dump_json() if envelope else "",
             answer.seq if answer else "",
             answer.option_id if answer else "",
+            "" if outgoing is None else repr(time.time()),
+            outgoing or b"",
+            *sending,
         ]
         parts = [frame_parts(draft) for _, draft in items]
         for (key, draft), (head, tail) in zip(items, parts, strict=True):
@@ -118,15 +94,16 @@ class RedisStore(Store):
             assert answer is not None
             raise Refusal("already_answered", f"message {answer.seq} was answered already")
         _, epoch, seqs, stored = reply
-        frames: list[Entry] = [
-            (seq, head + b"%d" % seq + tail)
-            for seq, new, (head, tail) in zip(seqs, stored, parts, strict=True)
-            if new
-        ]
+        frames: list[Entry] = []
+        for seq, new, (head, tail) in zip(seqs, stored, parts, strict=True):
+            if new:
+                frames.append((seq, head + b"%d" % seq + tail))
+                if outgoing is not None:  # queued, and shown as on its way, by the script
+                    frames.append((None, sending[0] + b"%d" % seq + sending[1]))
         return Appended(epoch.decode(), [int(seq) for seq in seqs], frames)
 
     async def replay(self, call_id: str, after: int | None, epoch: str | None) -> Replay:
-        args = [self.ttl_ms, _new_epoch(), "" if after is None else after, epoch or ""]
+        args = [self.ttl_ms, new_epoch(), "" if after is None else after, epoch or ""]
         got_epoch, last, recovered, _, stored, statuses = await self._run(
             self._replay, call_id, args
         )
@@ -171,7 +148,7 @@ class RedisStore(Store):
         self, call_id: str, seq: int, status: DeliveryStatus, detail: str | None = None
     ) -> tuple[str, bytes]:
         frame = StatusFrame(seq=seq, status=status, detail=detail).encode()
-        args = [self.ttl_ms, _new_epoch(), channel(call_id), seq, frame]
+        args = [self.ttl_ms, new_epoch(), channel(call_id), seq, frame]
         epoch = await self._run(self._status, call_id, args)
         return epoch.decode(), frame
 
@@ -195,7 +172,8 @@ class RedisStore(Store):
             return False
 
     async def _refresh(self) -> None:
-        """A session somebody watches here does not expire while they watch."""
+        """A session somebody watches here does not expire while they watch. A script, so
+        that a session with messages for the bot stays persistent (see redis_keys)."""
         while True:
             await asyncio.sleep(self._refresh_every)
             watched = list(self._watched)
@@ -204,10 +182,9 @@ class RedisStore(Store):
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for call_id in watched:
-                        for key in SessionKeys.of(call_id):
-                            pipe.pexpire(key, self.ttl_ms)
+                        await self._run(self._touch, call_id, [self.ttl_ms], client=pipe)
                     await pipe.execute()
-            except UNAVAILABLE as exc:
+            except (*UNAVAILABLE, StoreUnavailable) as exc:
                 log.debug("expiry refresh failed: %s", exc)
 
     async def start(self) -> None:

@@ -20,6 +20,7 @@ from aiohttp import ClientWebSocketResponse, web
 from aiohttp.test_utils import TestServer
 
 from bridge.config import Settings
+from bridge.store import Outgoing
 from bridge.store.redis import RedisStore
 from bridge.store.redis_keys import SessionKeys, lease
 from bridge.widget import TextMessage
@@ -49,6 +50,11 @@ async def say(store: RedisStore, call_id: str, text: str) -> int:
     return appended.seqs[0]
 
 
+async def job(store: RedisStore, call_id: str, seq: int) -> Outgoing:
+    """Message ``seq`` of the conversation as the forwarder would hold it."""
+    return Outgoing(seq, b"", 0.0, (await store.replay(call_id, None, None)).epoch)
+
+
 def expiries(redis_server: RedisServer, call_id: str) -> set[int]:
     """PTTL of each existing key of the session: -1 is "no expiry"."""
     with redis_server.client() as admin:
@@ -62,11 +68,13 @@ async def test_a_conversation_with_messages_for_the_bot_does_not_expire_until_se
     assert expiries(redis_server, "kept") == {-1}
     await store.replay("kept", None, None)  # other scripts touching it keep it so
     assert expiries(redis_server, "kept") == {-1}
-    await store.settle("kept", seq, sent=False, detail="HTTP 500")  # given up: expires again
+    await store.settle(
+        "kept", await job(store, "kept", seq), sent=False, detail="HTTP 500"
+    )  # given up: expires again
     assert all(ttl > 0 for ttl in expiries(redis_server, "kept"))
     await store.retry("kept", seq)
     assert expiries(redis_server, "kept") == {-1}
-    await store.settle("kept", seq, sent=True)
+    await store.settle("kept", await job(store, "kept", seq), sent=True)
     assert all(ttl > 0 for ttl in expiries(redis_server, "kept"))
 
 
@@ -87,11 +95,13 @@ async def test_a_queued_message_keeps_its_status_past_the_history_trim(
 ) -> None:
     seq = await say(store, "trim", "a")
     for text in ("b", "c", "d", "e"):  # history_limit 3: seq 1 leaves the history
-        await store.settle("trim", await say(store, "trim", text), sent=True)
+        await store.settle(
+            "trim", await job(store, "trim", await say(store, "trim", text)), sent=True
+        )
     replay = await store.replay("trim", None, None)
     shown = [orjson.loads(f) for s, f in replay.frames if s is None]
     assert {"type": "status", "seq": seq, "status": "sending"} in shown
-    await store.settle("trim", seq, sent=True)
+    await store.settle("trim", await job(store, "trim", seq), sent=True)
     replay = await store.replay("trim", None, None)
     assert seq not in [orjson.loads(f)["seq"] for s, f in replay.frames if s is None]
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
+from unittest.mock import ANY
 
 import orjson
 import pytest
@@ -351,7 +352,7 @@ async def test_sent_leaves_the_queue_in_order(hub: Hub) -> None:
     for seq, body in ((1, b"body-a"), (2, b"body-b")):
         job = await hub.store.next_outgoing("order")
         assert job is not None and (job.seq, job.body) == (seq, body)
-        _, entries = await hub.store.settle("order", seq, sent=True)
+        _, entries = await hub.store.settle("order", job, sent=True)
         assert statuses(entries) == [(seq, "sent")]
     assert await hub.store.next_outgoing("order") is None
     assert await hub.store.waiting() == []
@@ -359,7 +360,9 @@ async def test_sent_leaves_the_queue_in_order(hub: Hub) -> None:
 
 async def test_a_give_up_holds_the_rest_until_a_retry_sends_all_in_order(hub: Hub) -> None:
     await queue(hub, "held", "a", "b", "c")
-    _, entries = await hub.store.settle("held", 1, sent=False, detail="HTTP 500")
+    first = await hub.store.next_outgoing("held")
+    assert first is not None
+    _, entries = await hub.store.settle("held", first, sent=False, detail="HTTP 500")
     assert statuses(entries) == [(1, "failed"), (2, "failed"), (3, "failed")]
     details = [orjson.loads(f).get("detail") for _, f in entries]
     assert details[0] == "HTTP 500" and all("1" in d for d in details[1:])
@@ -379,6 +382,19 @@ async def test_a_give_up_holds_the_rest_until_a_retry_sends_all_in_order(hub: Hu
     assert statuses(replay.frames) == [(1, "sending"), (2, "sending"), (3, "sending")]
 
 
+async def test_a_job_of_an_earlier_life_settles_nothing(hub: Hub) -> None:
+    """Forgotten mid-delivery, then the person writes again: seq 1 again, another message."""
+    await queue(hub, "life", "old")
+    old = await hub.store.next_outgoing("life")
+    assert old is not None
+    await hub.store.forget("life")
+    await queue(hub, "life", "new")
+    assert await hub.store.settle("life", old, sent=True) == (ANY, [])
+    new = await hub.store.next_outgoing("life")
+    assert new is not None and (new.seq, new.body) == (1, b"body-new")
+    assert new.epoch != old.epoch
+
+
 async def test_one_owner_at_a_time(hub: Hub) -> None:
     assert await hub.store.claim("own", "a", 5.0)
     assert await hub.store.claim("own", "a", 5.0), "the owner renews"
@@ -395,7 +411,7 @@ async def test_queued_messages_outlive_the_idle_expiry(short_lived: Hub) -> None
     await post_expiry(hub, "slow")
     job = await hub.store.next_outgoing("slow")
     assert job is not None and job.body == b"body-a"
-    _, entries = await hub.store.settle("slow", job.seq, sent=True)
+    _, entries = await hub.store.settle("slow", job, sent=True)
     assert statuses(entries) == [(1, "sent")]
 
 

@@ -132,7 +132,7 @@ class Forwarder:
                     log.warning(
                         "upstream delivery gave up: %s", problem, extra={"call_id": call_id}
                     )
-                epoch, entries = await self.store.settle(call_id, job.seq, problem is None, problem)
+                epoch, entries = await self.store.settle(call_id, job, problem is None, problem)
                 self.publish(call_id, epoch, entries)
         finally:
             await self.store.release(call_id, self.owner)

@@ -38,6 +38,7 @@ class Outgoing:
     seq: int
     body: bytes
     queued_at: float  # Unix time
+    epoch: str  # the session's life it belongs to: a seq means nothing without it
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +123,12 @@ class Store(ABC):
 
     @abstractmethod
     async def settle(
-        self, call_id: str, seq: int, sent: bool, detail: str | None = None
+        self, call_id: str, job: Outgoing, sent: bool, detail: str | None = None
     ) -> tuple[str, list[Entry]]:
-        """The bot took ``seq`` (it leaves the queue) or it gave up (it stays, failed, and
-        the ones behind it are held, shown as failed too). Returns the status entries."""
+        """The bot took ``job`` (it leaves the queue) or it gave up (it stays, failed, and
+        the ones behind it are held, shown as failed too). Returns the status entries;
+        none when the job is no longer queued (forgotten, or of an earlier epoch: the same
+        seq in a newer life of the conversation is another message)."""
 
     @abstractmethod
     async def retry(self, call_id: str, seq: int) -> tuple[str, list[Entry]]:

@@ -184,14 +184,15 @@ class MemoryStore(Store):
         if session is None or not session.queue or session.queue[0].failed:
             return None
         head = session.queue[0]
-        return Outgoing(head.seq, head.body, head.queued_at)
+        return Outgoing(head.seq, head.body, head.queued_at, session.epoch)
 
     async def settle(
-        self, call_id: str, seq: int, sent: bool, detail: str | None = None
+        self, call_id: str, job: Outgoing, sent: bool, detail: str | None = None
     ) -> tuple[str, list[Entry]]:
         session = self._session(call_id)
+        seq = job.seq
         queued = next((q for q in session.queue if q.seq == seq), None)
-        if queued is None:  # forgotten meanwhile
+        if queued is None or job.epoch != session.epoch:
             return session.epoch, []
         if sent:
             session.queue.remove(queued)

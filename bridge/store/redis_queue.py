@@ -39,12 +39,13 @@ class RedisQueue(Store):
         count, *head = await self._run(self._peek, call_id, [1])
         if not count or head[2]:  # empty, or held behind a message that gave up
             return None
-        seq, queued_at, _, body = head
-        return Outgoing(int(seq), bytes(body), float(queued_at))
+        seq, queued_at, _, body, epoch = head
+        return Outgoing(int(seq), bytes(body), float(queued_at), epoch.decode())
 
     async def settle(
-        self, call_id: str, seq: int, sent: bool, detail: str | None = None
+        self, call_id: str, job: Outgoing, sent: bool, detail: str | None = None
     ) -> tuple[str, list[Entry]]:
+        seq = job.seq
         if sent:
             head, tail = status_parts("sent")
             held = b"", b""
@@ -52,7 +53,7 @@ class RedisQueue(Store):
             head, tail = status_parts("failed", detail)
             held = status_parts("failed", f"held until message {seq} is sent")
         frame = head + b"%d" % seq + tail
-        args = [self.ttl_ms, channel(call_id), seq, int(sent), frame, *held]
+        args = [self.ttl_ms, channel(call_id), seq, int(sent), frame, *held, job.epoch]
         epoch, frames = await self._run(self._settle, call_id, args)
         return epoch.decode(), [(None, f) for f in frames]
 

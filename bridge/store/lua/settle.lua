@@ -1,10 +1,13 @@
 -- ARGV: ttl_ms, channel, seq, 1 (the bot took it) or 0 (it gave up), the status frame of
 -- seq, the head and tail of the 'held' status frame of the ones behind it (their seq goes
--- between). Returns {epoch or '', {status frames}}: none if seq is not queued (forgotten
--- meanwhile, or settled already).
+-- between), the epoch the job was read in. Returns {epoch or '', {status frames}}: none if
+-- seq is not queued (forgotten meanwhile, settled already, or a newer life of the
+-- conversation reused the seq).
 local seq = ARGV[3]
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch or not redis.call('ZSCORE', KEYS[7], seq) then return {epoch or '', {}} end
+if not epoch or epoch ~= ARGV[8] or not redis.call('ZSCORE', KEYS[7], seq) then
+  return {epoch or '', {}}
+end
 local frames = {}
 if ARGV[4] == '1' then
   redis.call('ZREM', KEYS[7], seq)

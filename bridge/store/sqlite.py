@@ -1,0 +1,325 @@
+"""The durable default: every session in memory (the memory store's structures, so reads
+cost what they cost there and never touch the disk) and every change in a SQLite file in
+the data directory (see :mod:`.sqlite_file`), loaded back at start: memory == disk.
+
+Each mutating call changes memory (no await in between, so it is atomic), records the
+rows that change and waits for the group commit holding them (:mod:`.sqlite_writer`): a
+callback's HTTP 200 or a person's ``ack`` goes out only once its rows are in the file.
+
+Durability: WAL with ``synchronous=NORMAL``. A commit is in the WAL file (the OS's page
+cache) before the call returns, so killing the process (SIGKILL, OOM, a crash) loses
+nothing acknowledged. The WAL is fsynced at checkpoints, not at each commit: a power loss
+or an OS crash can lose the commits since the last checkpoint (at most ~1000 pages, usually
+well under a second of traffic), never corrupts the file. ``synchronous="FULL"`` (an fsync
+per commit) closes that window at the cost of a disk flush per group.
+
+A failed write (disk full, I/O error): the calls waiting for it, and those recorded after
+it (they built on it), get ``StoreUnavailable`` (503: the vendor retries), and the sessions
+they touched are read back from the file, which holds the last commit, while every call
+waits: memory never claims what the disk does not hold. If even that read fails, the store
+stays unavailable (``ping`` is False) until the process restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Iterable, Sequence
+
+from bridge.config import Settings
+from bridge.frames import DeliveryStatus
+from bridge.refusals import StoreUnavailable
+from bridge.store import Appended, Entry, Item, Outgoing, Replay, Waiting, sqlite_file
+from bridge.store.memory import MemoryStore, _Queued, _Session
+from bridge.store.sqlite_file import VACUUM, Op, Rows
+from bridge.store.sqlite_writer import Writer
+from bridge.vendor.airudder import Envelope
+from bridge.widget import ReplyTo, WidgetMessage
+
+log = logging.getLogger(__name__)
+
+SESSION = (
+    "INSERT INTO sessions (call_id, epoch, last_seq, touched) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (call_id) DO UPDATE SET "
+    "epoch = excluded.epoch, last_seq = excluded.last_seq, touched = excluded.touched"
+)
+ENVELOPE = "UPDATE sessions SET envelope = ? WHERE call_id = ?"
+TOUCH = "UPDATE sessions SET touched = ? WHERE call_id = ?"
+MESSAGE = "INSERT INTO messages (call_id, seq, id, frame) VALUES (?, ?, ?, ?)"
+KEY = "INSERT INTO dedup (call_id, seq, key) VALUES (?, ?, ?)"
+UNKEY = "DELETE FROM dedup WHERE call_id = ? AND seq < ?"  # keys go oldest (lowest seq) first
+ANSWER = "INSERT INTO answered (call_id, seq, option_id) VALUES (?, ?, ?)"
+STATUS = "INSERT OR REPLACE INTO statuses (call_id, seq, frame) VALUES (?, ?, ?)"
+QUEUE = "INSERT INTO queue (call_id, seq, body, queued_at, failed) VALUES (?, ?, ?, ?, 0)"
+UNQUEUE = "DELETE FROM queue WHERE call_id = ? AND seq = ?"
+FAIL = "UPDATE queue SET failed = ? WHERE call_id = ? AND seq = ?"
+# History trimmed to start at a seq: what memory's trim drops (queued messages keep theirs).
+TRIM = [
+    "DELETE FROM messages WHERE call_id = ? AND seq < ?",
+    *(
+        f"DELETE FROM {table} WHERE call_id = ? AND seq < ? "  # noqa: S608 - constant names
+        "AND seq NOT IN (SELECT seq FROM queue WHERE call_id = ?1)"
+        for table in ("answered", "statuses")
+    ),
+]
+
+
+class SqliteStore(MemoryStore):
+    def __init__(self, settings: Settings, synchronous: str = "NORMAL") -> None:
+        super().__init__(settings)
+        self.directory = settings.data_path()
+        self.synchronous = synchronous
+        self._writer = Writer(self._failed)
+        self._record = self._writer.record
+        self._durable = self._writer.durable
+        self._gate: asyncio.Task[None] | None = None  # sessions reloading after a failure
+        self._broken: str | None = None
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._sessions.update(
+            self._build(await self._writer.open(self.directory, self.synchronous))
+        )
+        self._tidy(list(self._sessions))
+        await self._durable()
+        await super().start()
+
+    def _tidy(self, call_ids: Iterable[str]) -> None:
+        """Loaded sessions as the settings want them now: expired ones go, the rest are
+        trimmed to the history limit, and no more than max_sessions stay."""
+        now = time.monotonic()
+        for call_id in call_ids:
+            session = self._sessions[call_id]
+            if not session.busy() and now - session.touched > self.session_ttl:
+                del self._sessions[call_id]
+                self._dropped(call_id)
+                continue
+            first, keys = session.first_seq(), len(session.keys)
+            session.trim(self.history_limit)
+            if session.first_seq() > first or len(session.keys) < keys:
+                self._record(call_id, *self._trim(call_id, session.first_seq()))
+                self._record(call_id, (UNKEY, (call_id, _oldest_key(session))))
+        while len(self._sessions) > self.max_sessions:
+            count = len(self._sessions)
+            self._evict_one()
+            if len(self._sessions) == count:
+                break
+
+    async def close(self) -> None:
+        await super().close()
+        await self._writer.close()
+
+    async def ping(self) -> bool:
+        return self._broken is None
+
+    # -- after a failed write --------------------------------------------------------------
+
+    def _failed(self, call_ids: set[str], problem: BaseException) -> None:
+        log.error("the store could not write (%s): those calls were answered 503", problem)
+        self._gate = asyncio.create_task(self._reload(sorted(call_ids)), name="store reload")
+
+    async def _reload(self, call_ids: list[str]) -> None:
+        """Make memory what the file holds for ``call_ids`` again; calls wait meanwhile."""
+        try:
+            stored = self._build(await self._writer.read(call_ids))
+        except Exception as exc:
+            self._broken = f"the session store cannot be read: {exc}"
+            log.error("%s: unavailable until restarted", self._broken)
+            return
+        finally:
+            self._gate = None
+        for call_id in call_ids:
+            now = self._sessions.pop(call_id, None)
+            # Never stored: start over (a new epoch), keeping the sockets' count.
+            session = stored.get(call_id) or (_Session() if now and now.watchers else None)
+            if session is not None:
+                session.watchers = now.watchers if now else 0
+                self._sessions[call_id] = session
+
+    async def _usable(self) -> None:
+        if self._gate is not None:
+            await asyncio.shield(self._gate)
+        if self._broken is not None:
+            raise StoreUnavailable(self._broken)
+
+    # -- rows ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _build(rows: Rows) -> dict[str, _Session]:
+        now, since = time.monotonic(), time.time()
+        sessions: dict[str, _Session] = {}
+        for call_id, epoch, last_seq, touched, envelope in rows.sessions:
+            sessions[call_id] = _Session(
+                epoch=epoch,
+                last_seq=last_seq,
+                envelope=Envelope.model_validate_json(envelope) if envelope else None,
+                touched=now - max(0.0, since - touched),
+            )
+        for call_id, group in itertools.groupby(rows.messages, key=lambda row: row[0]):
+            sessions[call_id].history.extend((seq, id_, frame) for _, seq, id_, frame in group)
+        for call_id, seq, key in rows.dedup:
+            sessions[call_id].keys[key] = seq
+        for call_id, seq, option_id in rows.answered:
+            sessions[call_id].answered[seq] = option_id
+        for call_id, seq, frame in rows.statuses:
+            sessions[call_id].statuses[seq] = frame
+        for call_id, seq, body, queued_at, failed in rows.queue:
+            sessions[call_id].queue.append(_Queued(seq, body, queued_at, bool(failed)))
+        return sessions
+
+    @staticmethod
+    def _row(call_id: str, session: _Session) -> Op:
+        return SESSION, (call_id, session.epoch, session.last_seq, time.time())
+
+    @staticmethod
+    def _trim(call_id: str, first: int) -> list[Op]:
+        return [(sql, (call_id, first)) for sql in TRIM]
+
+    def _dropped(self, call_id: str) -> None:
+        self._record(call_id, *sqlite_file.delete([call_id]))
+
+    def sweep(self, now: float | None = None) -> int:
+        swept = super().sweep(now)
+        if swept:
+            self._record(None, VACUUM)
+        return swept
+
+    # -- changes: memory first (no await in between), then its rows, then the commit ------
+
+    async def append(
+        self,
+        call_id: str,
+        items: Sequence[Item],
+        *,
+        envelope: Envelope | None = None,
+        answer: ReplyTo | None = None,
+        outgoing: bytes | None = None,
+    ) -> Appended:
+        await self._usable()
+        before = self._sessions.get(call_id)
+        first, oldest_key = (before.first_seq(), _oldest_key(before)) if before else (1, 1)
+        appended = await super().append(
+            call_id, items, envelope=envelope, answer=answer, outgoing=outgoing
+        )
+        session = self._sessions[call_id]
+        new = {seq: frame for seq, frame in appended.frames if seq is not None}
+        if new or envelope is not None:
+            ops = [self._row(call_id, session)]
+            if envelope is not None:
+                ops.append((ENVELOPE, (envelope.model_dump_json().encode(), call_id)))
+            if new:
+                ops += self._new_rows(call_id, session, items, appended.seqs, new, answer)
+            if session.first_seq() > first:
+                ops += self._trim(call_id, session.first_seq())
+            if _oldest_key(session) > oldest_key:
+                ops.append((UNKEY, (call_id, _oldest_key(session))))
+            self._record(call_id, *ops)
+        await self._durable()  # a retry's 200 waits for the original's commit too
+        return appended
+
+    def _new_rows(
+        self,
+        call_id: str,
+        session: _Session,
+        items: Sequence[Item],
+        seqs: list[int],
+        new: dict[int, bytes],
+        answer: ReplyTo | None,
+    ) -> list[Op]:
+        messages, keys = [], []
+        for (key, draft), seq in zip(items, seqs, strict=True):
+            frame = new.pop(seq, None)  # an item twice in one append is stored once
+            if frame is not None:
+                messages.append((call_id, seq, draft.id, frame))
+                keys.append((call_id, seq, key))
+        ops: list[Op] = [(MESSAGE, messages), (KEY, keys)]
+        if answer is not None and session.answered.get(answer.seq) == answer.option_id:
+            ops.append((ANSWER, (call_id, answer.seq, answer.option_id)))
+        stored = {seq for _, seq, _, _ in messages}
+        for queued in session.queue:
+            if queued.seq in stored:
+                ops.append((QUEUE, (call_id, queued.seq, queued.body, queued.queued_at)))
+                ops.append((STATUS, (call_id, queued.seq, session.statuses[queued.seq])))
+        return ops
+
+    async def set_status(
+        self, call_id: str, seq: int, status: DeliveryStatus, detail: str | None = None
+    ) -> tuple[str, bytes]:
+        await self._usable()
+        epoch, frame = await super().set_status(call_id, seq, status, detail)
+        self._record(
+            call_id, self._row(call_id, self._sessions[call_id]), (STATUS, (call_id, seq, frame))
+        )
+        await self._durable()
+        return epoch, frame
+
+    async def settle(
+        self, call_id: str, seq: int, sent: bool, detail: str | None = None
+    ) -> tuple[str, list[Entry]]:
+        await self._usable()
+        epoch, entries = await super().settle(call_id, seq, sent, detail)
+        if entries:
+            change = (UNQUEUE, (call_id, seq)) if sent else (FAIL, (1, call_id, seq))
+            self._record(call_id, change, *self._statuses(call_id, entries))
+        await self._durable()
+        return epoch, entries
+
+    async def retry(self, call_id: str, seq: int) -> tuple[str, list[Entry]]:
+        await self._usable()
+        epoch, entries = await super().retry(call_id, seq)
+        head = self._sessions[call_id].queue[0].seq
+        self._record(call_id, (FAIL, (0, call_id, head)), *self._statuses(call_id, entries))
+        await self._durable()
+        return epoch, entries
+
+    def _statuses(self, call_id: str, entries: list[Entry]) -> list[Op]:
+        session = self._sessions[call_id]
+        frames = {frame: seq for seq, frame in session.statuses.items()}
+        rows = [(call_id, frames[frame], frame) for _, frame in entries]
+        return [self._row(call_id, session), (STATUS, rows)]
+
+    async def forget(self, call_id: str) -> bool:
+        await self._usable()
+        found = await super().forget(call_id)
+        await self._durable()
+        return found
+
+    def unwatch(self, call_id: str) -> None:
+        super().unwatch(call_id)
+        if call_id in self._sessions:  # the idle time starts now: after a restart too
+            self._record(call_id, (TOUCH, (time.time(), call_id)))
+
+    # -- reads: memory's, once it agrees with the file -----------------------------------
+
+    async def replay(self, call_id: str, after: int | None, epoch: str | None) -> Replay:
+        await self._usable()
+        return await super().replay(call_id, after, epoch)
+
+    async def latest(self, call_id: str) -> tuple[str, Entry] | None:
+        await self._usable()
+        return await super().latest(call_id)
+
+    async def find(self, call_id: str, ref: int | str) -> WidgetMessage | None:
+        await self._usable()
+        return await super().find(call_id, ref)
+
+    async def envelope(self, call_id: str) -> Envelope | None:
+        await self._usable()
+        return await super().envelope(call_id)
+
+    async def next_outgoing(self, call_id: str) -> Outgoing | None:
+        await self._usable()
+        return await super().next_outgoing(call_id)
+
+    async def waiting(self) -> list[Waiting]:
+        await self._usable()
+        return await super().waiting()
+
+
+def _oldest_key(session: _Session) -> int:
+    """The seq of the oldest de-duplication key kept: a fresh key always gets a new seq, so
+    keys are kept in seq order, and memory's trim drops the lowest."""
+    return next(iter(session.keys.values()), 1)

@@ -27,9 +27,6 @@ def _v1(conn: sqlite3.Connection) -> None:
     """The first schema: one table per part of a session, keyed by (call_id, seq) so
     everything of a conversation is one range (forget, expiry), a trim is one range, and
     nothing needs a rowid. Only the writer reads keys (at start): no index on them."""
-    # Only takes effect before the first table exists: lets freed pages go back to the
-    # file system (``VACUUM`` above) instead of only being reused.
-    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     _script(
         conn,
         """
@@ -58,7 +55,7 @@ def _v1(conn: sqlite3.Connection) -> None:
             queued_at REAL NOT NULL, failed INTEGER NOT NULL,
             PRIMARY KEY (call_id, seq)
         ) WITHOUT ROWID;
-        """
+        """,
     )
 
 
@@ -72,7 +69,16 @@ def _script(conn: sqlite3.Connection, script: str) -> None:
 # MIGRATIONS[n] turns a version-n file into version n+1; a new file is version 0.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _v1}
 SCHEMA_VERSION = 1
-TABLES = ("sessions", "messages", "dedup", "answered", "statuses", "queue")
+# Each table's columns as this version reads them (a later version may add more).
+COLUMNS = {
+    "sessions": "call_id, epoch, last_seq, touched, envelope",
+    "messages": "call_id, seq, id, frame",
+    "dedup": "call_id, seq, key",
+    "answered": "call_id, seq, option_id",
+    "statuses": "call_id, seq, frame",
+    "queue": "call_id, seq, body, queued_at, failed",
+}
+TABLES = tuple(COLUMNS)
 
 
 def lock_directory(directory: Path) -> int:
@@ -105,6 +111,9 @@ def connect(directory: Path, synchronous: str = "NORMAL") -> sqlite3.Connection:
     os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
+        # Lets freed pages go back to the file system (``VACUUM``), not only be reused. It
+        # takes effect only on a new, empty file, before WAL mode is set: a no-op later.
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA journal_size_limit = 67108864")  # the WAL shrinks back to 64 MB
@@ -178,11 +187,10 @@ def read(conn: sqlite3.Connection, call_ids: Sequence[str] | None = None) -> Row
     if call_ids is not None:
         where = f"WHERE call_id IN ({','.join('?' * len(call_ids))})"
         params = tuple(call_ids)
-    for table in TABLES:
+    for table, columns in COLUMNS.items():
         by = "touched" if table == "sessions" else "call_id, seq"  # memory's orders
-        getattr(rows, table).extend(
-            conn.execute(f"SELECT * FROM {table} {where} ORDER BY {by}", params)  # noqa: S608
-        )
+        sql = f"SELECT {columns} FROM {table} {where} ORDER BY {by}"  # noqa: S608
+        getattr(rows, table).extend(conn.execute(sql, params))
     return rows
 
 

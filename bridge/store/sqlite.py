@@ -23,7 +23,6 @@ stays unavailable (``ping`` is False) until the process restarts.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -39,31 +38,26 @@ from bridge.vendor.airudder import Envelope
 from bridge.widget import ReplyTo, WidgetMessage
 
 log = logging.getLogger(__name__)
+INF = float("inf")
 
-SESSION = (
-    "INSERT INTO sessions (call_id, epoch, last_seq, touched) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (call_id) DO UPDATE SET "
-    "epoch = excluded.epoch, last_seq = excluded.last_seq, touched = excluded.touched"
-)
+SESSION = "INSERT OR REPLACE INTO sessions (call_id, epoch, touched, envelope) VALUES (?, ?, ?, ?)"
 ENVELOPE = "UPDATE sessions SET envelope = ? WHERE call_id = ?"
 TOUCH = "UPDATE sessions SET touched = ? WHERE call_id = ?"
-MESSAGE = "INSERT INTO messages (call_id, seq, id, frame) VALUES (?, ?, ?, ?)"
-KEY = "INSERT INTO dedup (call_id, seq, key) VALUES (?, ?, ?)"
-UNKEY = "DELETE FROM dedup WHERE call_id = ? AND seq < ?"  # keys go oldest (lowest seq) first
+MESSAGE = "INSERT INTO messages (call_id, seq, key, at, id, frame) VALUES (?, ?, ?, ?, ?, ?)"
+# Out of the history (the key stays); a bounded range, so trims never walk the kept keys.
+UNSHOW = "UPDATE messages SET id = NULL, frame = NULL WHERE call_id = ? AND seq >= ? AND seq < ?"
+UNKEY = "DELETE FROM messages WHERE call_id = ? AND seq < ?"  # keys go oldest (lowest seq) first
 ANSWER = "INSERT INTO answered (call_id, seq, option_id) VALUES (?, ?, ?)"
 STATUS = "INSERT OR REPLACE INTO statuses (call_id, seq, frame) VALUES (?, ?, ?)"
 QUEUE = "INSERT INTO queue (call_id, seq, body, queued_at, failed) VALUES (?, ?, ?, ?, 0)"
 UNQUEUE = "DELETE FROM queue WHERE call_id = ? AND seq = ?"
 FAIL = "UPDATE queue SET failed = ? WHERE call_id = ? AND seq = ?"
-# History trimmed to start at a seq: what memory's trim drops (queued messages keep theirs).
-TRIM = [
-    "DELETE FROM messages WHERE call_id = ? AND seq < ?",
-    *(
-        f"DELETE FROM {table} WHERE call_id = ? AND seq < ? "  # noqa: S608 - constant names
-        "AND seq NOT IN (SELECT seq FROM queue WHERE call_id = ?1)"
-        for table in ("answered", "statuses")
-    ),
-]
+# What memory's trim drops of these: below the history, unless still queued for the bot.
+UNMARK = {
+    table: f"DELETE FROM {table} WHERE call_id = ? AND seq < ? "  # noqa: S608 - constant names
+    "AND seq NOT IN (SELECT seq FROM queue WHERE call_id = ?1)"
+    for table in ("answered", "statuses")
+}
 
 
 class SqliteStore(MemoryStore):
@@ -74,6 +68,7 @@ class SqliteStore(MemoryStore):
         self._writer = Writer(self._failed)
         self._record = self._writer.record
         self._durable = self._writer.durable
+        self._stored: set[str] = set()  # call_ids with a sessions row (watch() makes none)
         self._gate: asyncio.Task[None] | None = None  # sessions reloading after a failure
         self._broken: str | None = None
 
@@ -100,7 +95,7 @@ class SqliteStore(MemoryStore):
             first, keys = session.first_seq(), len(session.keys)
             session.trim(self.history_limit)
             if session.first_seq() > first or len(session.keys) < keys:
-                self._record(call_id, *self._trim(call_id, session.first_seq()))
+                self._record(call_id, *self._trim(call_id, 0, session.first_seq(), 0, 0))
                 self._record(call_id, (UNKEY, (call_id, _oldest_key(session))))
         while len(self._sessions) > self.max_sessions:
             count = len(self._sessions)
@@ -132,6 +127,9 @@ class SqliteStore(MemoryStore):
         finally:
             self._gate = None
         for call_id in call_ids:
+            self._stored.discard(call_id)
+            if call_id in stored:
+                self._stored.add(call_id)
             now = self._sessions.pop(call_id, None)
             # Never stored: start over (a new epoch), keeping the sockets' count.
             session = stored.get(call_id) or (_Session() if now and now.watchers else None)
@@ -151,34 +149,49 @@ class SqliteStore(MemoryStore):
     def _build(rows: Rows) -> dict[str, _Session]:
         now, since = time.monotonic(), time.time()
         sessions: dict[str, _Session] = {}
-        for call_id, epoch, last_seq, touched, envelope in rows.sessions:
+        for call_id, epoch, touched, envelope in rows.sessions:
             sessions[call_id] = _Session(
                 epoch=epoch,
-                last_seq=last_seq,
                 envelope=Envelope.model_validate_json(envelope) if envelope else None,
-                touched=now - max(0.0, since - touched),
+                touched=touched,  # Unix time until the messages are read
             )
-        for call_id, group in itertools.groupby(rows.messages, key=lambda row: row[0]):
-            sessions[call_id].history.extend((seq, id_, frame) for _, seq, id_, frame in group)
-        for call_id, seq, key in rows.dedup:
-            sessions[call_id].keys[key] = seq
+        for call_id, seq, key, at, id_, frame in rows.messages:
+            session = sessions[call_id]
+            session.keys[key] = session.last_seq = seq
+            session.touched = max(session.touched, at)
+            if frame is not None:
+                session.history.append((seq, id_ or "", frame))
         for call_id, seq, option_id in rows.answered:
             sessions[call_id].answered[seq] = option_id
         for call_id, seq, frame in rows.statuses:
             sessions[call_id].statuses[seq] = frame
         for call_id, seq, body, queued_at, failed in rows.queue:
             sessions[call_id].queue.append(_Queued(seq, body, queued_at, bool(failed)))
-        return sessions
+        for session in sessions.values():  # idle since then: on this process's clock
+            session.touched = now - max(0.0, since - session.touched)
+        # Least recently touched first, as memory keeps them (eviction reads from the front).
+        return dict(sorted(sessions.items(), key=lambda pair: pair[1].touched))
+
+    def _row(self, call_id: str, session: _Session) -> Op:
+        """The session's row: written whole once, then only its idle clock."""
+        if call_id in self._stored:
+            return TOUCH, (time.time(), call_id)
+        self._stored.add(call_id)
+        envelope = session.envelope.model_dump_json().encode() if session.envelope else None
+        return SESSION, (call_id, session.epoch, time.time(), envelope)
 
     @staticmethod
-    def _row(call_id: str, session: _Session) -> Op:
-        return SESSION, (call_id, session.epoch, session.last_seq, time.time())
-
-    @staticmethod
-    def _trim(call_id: str, first: int) -> list[Op]:
-        return [(sql, (call_id, first)) for sql in TRIM]
+    def _trim(call_id: str, shown: int, first: int, answered: float, status: float) -> list[Op]:
+        """The history now starts at ``first`` (it started at ``shown``); the lowest
+        answered and status seqs were those."""
+        ops: list[Op] = [(UNSHOW, (call_id, shown, first))]
+        for table, lowest in (("answered", answered), ("statuses", status)):
+            if lowest < first:
+                ops.append((UNMARK[table], (call_id, first)))
+        return ops
 
     def _dropped(self, call_id: str) -> None:
+        self._stored.discard(call_id)
         self._record(call_id, *sqlite_file.delete([call_id]))
 
     def sweep(self, now: float | None = None) -> int:
@@ -200,22 +213,25 @@ class SqliteStore(MemoryStore):
     ) -> Appended:
         await self._usable()
         before = self._sessions.get(call_id)
-        first, oldest_key = (before.first_seq(), _oldest_key(before)) if before else (1, 1)
+        if before is not None:
+            first, oldest_key, had = before.first_seq(), _oldest_key(before), before.envelope
+            lowest = (min(before.answered, default=INF), min(before.statuses, default=INF))
         appended = await super().append(
             call_id, items, envelope=envelope, answer=answer, outgoing=outgoing
         )
         session = self._sessions[call_id]
-        new = {seq: frame for seq, frame in appended.frames if seq is not None}
-        if new or envelope is not None:
-            ops = [self._row(call_id, session)]
-            if envelope is not None:
-                ops.append((ENVELOPE, (envelope.model_dump_json().encode(), call_id)))
-            if new:
-                ops += self._new_rows(call_id, session, items, appended.seqs, new, answer)
-            if session.first_seq() > first:
-                ops += self._trim(call_id, session.first_seq())
-            if _oldest_key(session) > oldest_key:
+        ops: list[Op] = []
+        if call_id not in self._stored:
+            ops.append(self._row(call_id, session))
+        elif envelope is not None and envelope != had:  # every callback has one: mostly equal
+            ops.append((ENVELOPE, (envelope.model_dump_json().encode(), call_id)))
+        if len(appended.frames):
+            ops += self._new_rows(call_id, session, items, appended, answer)
+            if before is not None and session.first_seq() > first:
+                ops += self._trim(call_id, first, session.first_seq(), *lowest)
+            if before is not None and _oldest_key(session) > oldest_key:
                 ops.append((UNKEY, (call_id, _oldest_key(session))))
+        if ops:
             self._record(call_id, *ops)
         await self._durable()  # a retry's 200 waits for the original's commit too
         return appended
@@ -225,24 +241,27 @@ class SqliteStore(MemoryStore):
         call_id: str,
         session: _Session,
         items: Sequence[Item],
-        seqs: list[int],
-        new: dict[int, bytes],
+        appended: Appended,
         answer: ReplyTo | None,
     ) -> list[Op]:
-        messages, keys = [], []
-        for (key, draft), seq in zip(items, seqs, strict=True):
+        new = {seq: frame for seq, frame in appended.frames if seq is not None}
+        now = time.time()
+        messages = []
+        for (key, draft), seq in zip(items, appended.seqs, strict=True):
             frame = new.pop(seq, None)  # an item twice in one append is stored once
             if frame is not None:
-                messages.append((call_id, seq, draft.id, frame))
-                keys.append((call_id, seq, key))
-        ops: list[Op] = [(MESSAGE, messages), (KEY, keys)]
+                messages.append((call_id, seq, key, now, draft.id, frame))
+        ops: list[Op] = [(MESSAGE, messages)]
+        if session.first_seq() > messages[0][1]:  # more new than the history holds
+            ops.append((UNSHOW, (call_id, messages[0][1], session.first_seq())))
         if answer is not None and session.answered.get(answer.seq) == answer.option_id:
             ops.append((ANSWER, (call_id, answer.seq, answer.option_id)))
-        stored = {seq for _, seq, _, _ in messages}
-        for queued in session.queue:
-            if queued.seq in stored:
-                ops.append((QUEUE, (call_id, queued.seq, queued.body, queued.queued_at)))
-                ops.append((STATUS, (call_id, queued.seq, session.statuses[queued.seq])))
+        if len(appended.frames) > len(messages):  # statuses: queued for the bot
+            stored = {row[1] for row in messages}
+            for queued in session.queue:
+                if queued.seq in stored:
+                    ops.append((QUEUE, (call_id, queued.seq, queued.body, queued.queued_at)))
+                    ops.append((STATUS, (call_id, queued.seq, session.statuses[queued.seq])))
         return ops
 
     async def set_status(

@@ -24,24 +24,22 @@ VACUUM: Op = ("PRAGMA incremental_vacuum", ())  # recorded after deletes: give p
 
 
 def _v1(conn: sqlite3.Connection) -> None:
-    """The first schema: one table per part of a session, keyed by (call_id, seq) so
-    everything of a conversation is one range (forget, expiry), a trim is one range, and
-    nothing needs a rowid. Only the writer reads keys (at start): no index on them."""
+    """The first schema. A message's row is also its de-duplication key (a new key always
+    gets a new seq): one row per message, written once; when the history is trimmed its
+    frame goes and the key stays, until the keys (2 x the history) are trimmed too. A
+    session's last seq is its last row's, its idle clock the later of its row's and its
+    last message's times: appending a message writes nothing else."""
     _script(
         conn,
         """
         CREATE TABLE sessions (
-            call_id TEXT PRIMARY KEY, epoch TEXT NOT NULL, last_seq INTEGER NOT NULL,
-            touched REAL NOT NULL, envelope BLOB
+            call_id TEXT PRIMARY KEY, epoch TEXT NOT NULL, touched REAL NOT NULL, envelope BLOB
         ) WITHOUT ROWID;
         CREATE TABLE messages (
-            call_id TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, frame BLOB NOT NULL,
+            call_id TEXT NOT NULL, seq INTEGER NOT NULL, key TEXT NOT NULL, at REAL NOT NULL,
+            id TEXT, frame BLOB,
             PRIMARY KEY (call_id, seq)
-        ) WITHOUT ROWID;
-        CREATE TABLE dedup (
-            call_id TEXT NOT NULL, seq INTEGER NOT NULL, key TEXT NOT NULL,
-            PRIMARY KEY (call_id, seq)
-        ) WITHOUT ROWID;
+        );
         CREATE TABLE answered (
             call_id TEXT NOT NULL, seq INTEGER NOT NULL, option_id TEXT NOT NULL,
             PRIMARY KEY (call_id, seq)
@@ -57,6 +55,8 @@ def _v1(conn: sqlite3.Connection) -> None:
         ) WITHOUT ROWID;
         """,
     )
+    # messages has a rowid: WITHOUT ROWID tables are slow with rows of frames' size
+    # (~0.5-2 KB), and a message row is written once and read only at start.
 
 
 def _script(conn: sqlite3.Connection, script: str) -> None:
@@ -71,9 +71,8 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _v1}
 SCHEMA_VERSION = 1
 # Each table's columns as this version reads them (a later version may add more).
 COLUMNS = {
-    "sessions": "call_id, epoch, last_seq, touched, envelope",
-    "messages": "call_id, seq, id, frame",
-    "dedup": "call_id, seq, key",
+    "sessions": "call_id, epoch, touched, envelope",
+    "messages": "call_id, seq, key, at, id, frame",
     "answered": "call_id, seq, option_id",
     "statuses": "call_id, seq, frame",
     "queue": "call_id, seq, body, queued_at, failed",
@@ -171,9 +170,10 @@ def commit(conn: sqlite3.Connection, ops: Sequence[Op]) -> None:
 class Rows:
     """A set of sessions as stored, table by table, each sorted by (call_id, seq)."""
 
-    sessions: list[tuple[str, str, int, float, bytes | None]] = field(default_factory=list)
-    messages: list[tuple[str, int, str, bytes]] = field(default_factory=list)
-    dedup: list[tuple[str, int, str]] = field(default_factory=list)
+    sessions: list[tuple[str, str, float, bytes | None]] = field(default_factory=list)
+    messages: list[tuple[str, int, str, float, str | None, bytes | None]] = field(
+        default_factory=list
+    )
     answered: list[tuple[str, int, str]] = field(default_factory=list)
     statuses: list[tuple[str, int, bytes]] = field(default_factory=list)
     queue: list[tuple[str, int, bytes, float, int]] = field(default_factory=list)

@@ -31,33 +31,29 @@ from bridge.config import Settings
 from bridge.frames import DeliveryStatus
 from bridge.refusals import StoreUnavailable
 from bridge.store import Appended, Entry, Item, Outgoing, Replay, Waiting, sqlite_file
-from bridge.store.memory import MemoryStore, _Queued, _Session
-from bridge.store.sqlite_file import VACUUM, Op, Rows
+from bridge.store.memory import MemoryStore, _Session
+from bridge.store.sqlite_file import (
+    ANSWER,
+    ENVELOPE,
+    FAIL,
+    MESSAGE,
+    QUEUE,
+    SESSION,
+    STATUS,
+    TOUCH,
+    UNKEY,
+    UNMARK,
+    UNQUEUE,
+    UNSHOW,
+    VACUUM,
+    Op,
+)
 from bridge.store.sqlite_writer import Writer
 from bridge.vendor.airudder import Envelope
 from bridge.widget import ReplyTo, WidgetMessage
 
 log = logging.getLogger(__name__)
 INF = float("inf")
-
-SESSION = "INSERT OR REPLACE INTO sessions (call_id, epoch, touched, envelope) VALUES (?, ?, ?, ?)"
-ENVELOPE = "UPDATE sessions SET envelope = ? WHERE call_id = ?"
-TOUCH = "UPDATE sessions SET touched = ? WHERE call_id = ?"
-MESSAGE = "INSERT INTO messages (call_id, seq, key, at, id, frame) VALUES (?, ?, ?, ?, ?, ?)"
-# Out of the history (the key stays); a bounded range, so trims never walk the kept keys.
-UNSHOW = "UPDATE messages SET id = NULL, frame = NULL WHERE call_id = ? AND seq >= ? AND seq < ?"
-UNKEY = "DELETE FROM messages WHERE call_id = ? AND seq < ?"  # keys go oldest (lowest seq) first
-ANSWER = "INSERT INTO answered (call_id, seq, option_id) VALUES (?, ?, ?)"
-STATUS = "INSERT OR REPLACE INTO statuses (call_id, seq, frame) VALUES (?, ?, ?)"
-QUEUE = "INSERT INTO queue (call_id, seq, body, queued_at, failed) VALUES (?, ?, ?, ?, 0)"
-UNQUEUE = "DELETE FROM queue WHERE call_id = ? AND seq = ?"
-FAIL = "UPDATE queue SET failed = ? WHERE call_id = ? AND seq = ?"
-# What memory's trim drops of these: below the history, unless still queued for the bot.
-UNMARK = {
-    table: f"DELETE FROM {table} WHERE call_id = ? AND seq < ? "  # noqa: S608 - constant names
-    "AND seq NOT IN (SELECT seq FROM queue WHERE call_id = ?1)"
-    for table in ("answered", "statuses")
-}
 
 
 class SqliteStore(MemoryStore):
@@ -76,7 +72,7 @@ class SqliteStore(MemoryStore):
 
     async def start(self) -> None:
         self._sessions.update(
-            self._build(await self._writer.open(self.directory, self.synchronous))
+            sqlite_file.build(await self._writer.open(self.directory, self.synchronous))
         )
         self._tidy(list(self._sessions))
         await self._durable()
@@ -119,7 +115,7 @@ class SqliteStore(MemoryStore):
     async def _reload(self, call_ids: list[str]) -> None:
         """Make memory what the file holds for ``call_ids`` again; calls wait meanwhile."""
         try:
-            stored = self._build(await self._writer.read(call_ids))
+            stored = sqlite_file.build(await self._writer.read(call_ids))
         except Exception as exc:
             self._broken = f"the session store cannot be read: {exc}"
             log.error("%s: unavailable until restarted", self._broken)
@@ -144,33 +140,6 @@ class SqliteStore(MemoryStore):
             raise StoreUnavailable(self._broken)
 
     # -- rows ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _build(rows: Rows) -> dict[str, _Session]:
-        now, since = time.monotonic(), time.time()
-        sessions: dict[str, _Session] = {}
-        for call_id, epoch, touched, envelope in rows.sessions:
-            sessions[call_id] = _Session(
-                epoch=epoch,
-                envelope=Envelope.model_validate_json(envelope) if envelope else None,
-                touched=touched,  # Unix time until the messages are read
-            )
-        for call_id, seq, key, at, id_, frame in rows.messages:
-            session = sessions[call_id]
-            session.keys[key] = session.last_seq = seq
-            session.touched = max(session.touched, at)
-            if frame is not None:
-                session.history.append((seq, id_ or "", frame))
-        for call_id, seq, option_id in rows.answered:
-            sessions[call_id].answered[seq] = option_id
-        for call_id, seq, frame in rows.statuses:
-            sessions[call_id].statuses[seq] = frame
-        for call_id, seq, body, queued_at, failed in rows.queue:
-            sessions[call_id].queue.append(_Queued(seq, body, queued_at, bool(failed)))
-        for session in sessions.values():  # idle since then: on this process's clock
-            session.touched = now - max(0.0, since - session.touched)
-        # Least recently touched first, as memory keeps them (eviction reads from the front).
-        return dict(sorted(sessions.items(), key=lambda pair: pair[1].touched))
 
     def _row(self, call_id: str, session: _Session) -> Op:
         """The session's row: written whole once, then only its idle clock."""
@@ -215,7 +184,9 @@ class SqliteStore(MemoryStore):
         before = self._sessions.get(call_id)
         if before is not None:
             first, oldest_key, had = before.first_seq(), _oldest_key(before), before.envelope
-            lowest = (min(before.answered, default=INF), min(before.statuses, default=INF))
+            lowest = (INF, INF)
+            if len(before.history) + len(items) > self.history_limit:  # it may trim them
+                lowest = (min(before.answered, default=INF), min(before.statuses, default=INF))
         appended = await super().append(
             call_id, items, envelope=envelope, answer=answer, outgoing=outgoing
         )

@@ -8,12 +8,15 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bridge.config import StartupError
+from bridge.store.memory import _Queued, _Session
+from bridge.vendor.airudder import Envelope
 
 DB_NAME = "bridge.sqlite3"
 LOCK_NAME = "lock"
@@ -64,6 +67,27 @@ def _script(conn: sqlite3.Connection, script: str) -> None:
     for statement in script.split(";"):
         if statement.strip():
             conn.execute(statement)
+
+
+# The statements the store records (see bridge.store.sqlite).
+SESSION = "INSERT OR REPLACE INTO sessions (call_id, epoch, touched, envelope) VALUES (?, ?, ?, ?)"
+ENVELOPE = "UPDATE sessions SET envelope = ? WHERE call_id = ?"
+TOUCH = "UPDATE sessions SET touched = ? WHERE call_id = ?"
+MESSAGE = "INSERT INTO messages (call_id, seq, key, at, id, frame) VALUES (?, ?, ?, ?, ?, ?)"
+# Out of the history (the key stays); a bounded range, so trims never walk the kept keys.
+UNSHOW = "UPDATE messages SET id = NULL, frame = NULL WHERE call_id = ? AND seq >= ? AND seq < ?"
+UNKEY = "DELETE FROM messages WHERE call_id = ? AND seq < ?"  # keys go oldest (lowest seq) first
+ANSWER = "INSERT INTO answered (call_id, seq, option_id) VALUES (?, ?, ?)"
+STATUS = "INSERT OR REPLACE INTO statuses (call_id, seq, frame) VALUES (?, ?, ?)"
+QUEUE = "INSERT INTO queue (call_id, seq, body, queued_at, failed) VALUES (?, ?, ?, ?, 0)"
+UNQUEUE = "DELETE FROM queue WHERE call_id = ? AND seq = ?"
+FAIL = "UPDATE queue SET failed = ? WHERE call_id = ? AND seq = ?"
+# What memory's trim drops of these: below the history, unless still queued for the bot.
+UNMARK = {
+    table: f"DELETE FROM {table} WHERE call_id = ? AND seq < ? "  # noqa: S608 - constant names
+    "AND seq NOT IN (SELECT seq FROM queue WHERE call_id = ?1)"
+    for table in ("answered", "statuses")
+}
 
 
 # MIGRATIONS[n] turns a version-n file into version n+1; a new file is version 0.
@@ -192,6 +216,34 @@ def read(conn: sqlite3.Connection, call_ids: Sequence[str] | None = None) -> Row
         sql = f"SELECT {columns} FROM {table} {where} ORDER BY {by}"  # noqa: S608
         getattr(rows, table).extend(conn.execute(sql, params))
     return rows
+
+
+def build(rows: Rows) -> dict[str, _Session]:
+    """Sessions as memory keeps them, from their rows."""
+    now, since = time.monotonic(), time.time()
+    sessions: dict[str, _Session] = {}
+    for call_id, epoch, touched, envelope in rows.sessions:
+        sessions[call_id] = _Session(
+            epoch=epoch,
+            envelope=Envelope.model_validate_json(envelope) if envelope else None,
+            touched=touched,  # Unix time until the messages are read
+        )
+    for call_id, seq, key, at, id_, frame in rows.messages:
+        session = sessions[call_id]
+        session.keys[key] = session.last_seq = seq
+        session.touched = max(session.touched, at)
+        if frame is not None:
+            session.history.append((seq, id_ or "", frame))
+    for call_id, seq, option_id in rows.answered:
+        sessions[call_id].answered[seq] = option_id
+    for call_id, seq, frame in rows.statuses:
+        sessions[call_id].statuses[seq] = frame
+    for call_id, seq, body, queued_at, failed in rows.queue:
+        sessions[call_id].queue.append(_Queued(seq, body, queued_at, bool(failed)))
+    for session in sessions.values():  # idle since then: on this process's clock
+        session.touched = now - max(0.0, since - session.touched)
+    # Least recently touched first, as memory keeps them (eviction reads from the front).
+    return dict(sorted(sessions.items(), key=lambda pair: pair[1].touched))
 
 
 def delete(call_ids: Sequence[str]) -> list[Op]:

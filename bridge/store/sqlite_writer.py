@@ -24,6 +24,15 @@ T = TypeVar("T")
 OnFailure = Callable[[set[str], BaseException], None]
 
 
+class _Commit(asyncio.Future[None]):
+    """One group commit's completion, awaited by every call in the group. A waiter's
+    cancellation must not cancel it for the others: ``cancel`` refuses, so a cancelled
+    waiter gets its CancelledError once the commit is done (cheaper than a shield each)."""
+
+    def cancel(self, msg: object = None) -> bool:
+        return False
+
+
 class Writer:
     def __init__(self, on_failure: OnFailure) -> None:
         self.on_failure = on_failure
@@ -32,8 +41,8 @@ class Writer:
         self._conn: sqlite3.Connection | None = None
         self._ops: list[Op] = []  # recorded, not yet handed to the thread
         self._ids: set[str] = set()  # the call_ids they change
-        self._pending: asyncio.Future[None] | None = None  # done when _ops are committed
-        self._inflight: asyncio.Future[None] | None = None  # the commit running now
+        self._pending: _Commit | None = None  # done when _ops are committed
+        self._inflight: _Commit | None = None  # the commit running now
         self._inflight_ids: set[str] = set()
 
     async def open(self, directory: Path, synchronous: str) -> Rows:
@@ -59,7 +68,7 @@ class Writer:
         if call_id is not None:
             self._ids.add(call_id)
         if self._pending is None:
-            self._pending = self._loop.create_future()
+            self._pending = _Commit(loop=self._loop)
             if self._inflight is None:
                 # Next tick: everything recorded until then shares the commit.
                 self._loop.call_soon(self._flush)
@@ -69,7 +78,7 @@ class Writer:
         the commit failed)."""
         done = self._pending or self._inflight
         if done is not None:
-            await asyncio.shield(done)  # one caller's cancellation must not cancel the others'
+            await done
 
     def _flush(self) -> None:
         if self._inflight is not None or self._pending is None:

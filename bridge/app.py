@@ -46,9 +46,9 @@ def create_app(settings: Settings | None = None) -> web.Application:
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    store = app[STORE] = await open_store(settings)  # first: a refusal to start comes alone
     if not settings.signing_secrets():
         log.warning("BRIDGE_SIGNING_SECRET is not set: callbacks are NOT verified (development)")
-    store = app[STORE] = await open_store(settings)
     fanout = app[FANOUT] = await open_fanout(settings, store)
     app[METRICS].sessions.set_function(lambda: store.session_count() or 0)  # read when scraped
     yield

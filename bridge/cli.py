@@ -15,7 +15,7 @@ from aiohttp import web
 from bridge import forget as forgetting
 from bridge import logs, tokens, workers
 from bridge.app import create_app
-from bridge.config import Settings
+from bridge.config import Settings, StartupError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -103,15 +103,19 @@ async def _freeze_startup_objects(app: web.Application) -> None:
 def serve(settings: Settings, reuse_port: bool = False) -> None:
     app = create_app(settings)
     app.on_startup.append(_freeze_startup_objects)
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        reuse_port=reuse_port,
-        print=_announcer(settings),
-        access_log_class=logs.AccessLogger,
-        loop=new_event_loop(),
-    )
+    try:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            reuse_port=reuse_port,
+            print=_announcer(settings),
+            access_log_class=logs.AccessLogger,
+            loop=new_event_loop(),
+        )
+    except StartupError as exc:  # the operator's to fix: one line, no traceback
+        print(f"airudder-bridge: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _announcer(settings: Settings) -> Callable[[str], None]:

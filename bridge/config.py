@@ -14,6 +14,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
+class StartupError(Exception):
+    """A setting or the environment prevents starting: one line for the operator."""
+
+
 class SignScheme(StrEnum):
     """How the vendor's ``X-AIRudder-Sign`` header is made (the spec does not say)."""
 

@@ -98,7 +98,12 @@ class MemoryStore(Store):
         for call_id, session in self._sessions.items():
             if not session.busy():
                 del self._sessions[call_id]
+                self._dropped(call_id)
                 return
+
+    def _dropped(self, call_id: str) -> None:
+        """Hook: ``call_id`` left memory (evicted, expired or forgotten). A store that keeps
+        sessions elsewhere too (SQLite) deletes them there."""
 
     def session_count(self) -> int:
         return len(self._sessions)
@@ -219,7 +224,9 @@ class MemoryStore(Store):
         ]
 
     async def forget(self, call_id: str) -> bool:
-        return self._sessions.pop(call_id, None) is not None
+        found = self._sessions.pop(call_id, None) is not None
+        self._dropped(call_id)
+        return found
 
     def watch(self, call_id: str) -> None:
         self._session(call_id).watchers += 1
@@ -241,6 +248,7 @@ class MemoryStore(Store):
         ]
         for call_id in idle:
             del self._sessions[call_id]
+            self._dropped(call_id)
         return len(idle)
 
     async def _sweep_forever(self) -> None:

@@ -69,8 +69,10 @@ async def fill(store: SqliteStore) -> None:
     for text in ("a", "b", "c"):  # 7, 8, 9
         draft = person("full", text)
         await store.append("full", [(f"u:{text}", draft)], outgoing=f"body-{text}".encode())
-    await store.settle("full", 7, sent=True)
-    await store.settle("full", 8, sent=False, detail="HTTP 500")
+    for sent in (True, False):  # 7 is sent; 8 gives up, holding 9
+        job = await store.next_outgoing("full")
+        assert job is not None
+        await store.settle("full", job, sent=sent, detail=None if sent else "HTTP 500")
     for i in range(6):  # 10..15: keys past 2 x the limit, the oldest go
         await store.append("full", [(f"k{i}", person("full", f"p{i}"))])
     await store.set_status("full", 15, "sent")

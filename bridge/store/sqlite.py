@@ -247,11 +247,12 @@ class SqliteStore(MemoryStore):
         return epoch, frame
 
     async def settle(
-        self, call_id: str, seq: int, sent: bool, detail: str | None = None
+        self, call_id: str, job: Outgoing, sent: bool, detail: str | None = None
     ) -> tuple[str, list[Entry]]:
         await self._usable()
-        epoch, entries = await super().settle(call_id, seq, sent, detail)
+        epoch, entries = await super().settle(call_id, job, sent, detail)
         if entries:
+            seq = job.seq
             change = (UNQUEUE, (call_id, seq)) if sent else (FAIL, (1, call_id, seq))
             self._record(call_id, change, *self._statuses(call_id, entries))
         await self._durable()

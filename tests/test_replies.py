@@ -22,7 +22,7 @@ from bridge.store.memory import MemoryStore
 from bridge.vendor import signing
 from bridge.widget import TextMessage
 from tests.conftest import MakeClient
-from tests.helpers import frame, messages, nothing_more, post, until_ready
+from tests.helpers import frame, messages, nothing_more, post, until, until_ready
 
 Client = TestClient[Any, Any]
 SECRET = b"shared-secret"
@@ -195,10 +195,7 @@ async def test_forwarding_keeps_order_per_call_id(
         await ws.send_json(send(f"n{i}"))
     for _ in range(10):
         await next_of(ws, "ack")
-    for _ in range(50):  # bounded wait for the slow upstream to take all ten
-        if len(up.accepted) == 10:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: len(up.accepted) == 10, "the slow upstream took all ten")
     assert [a["messages"][0]["content"]["text"] for a in up.accepted] == [
         f"n{i}" for i in range(10)
     ]
@@ -351,15 +348,10 @@ async def test_store_outage_while_forwarding_leaves_the_message_retryable(
         (seq,) = (await store.append("c", [("k1", draft)])).seqs
         store.down = True
         await forwarder.submit("c", seq)
-        for _ in range(100):  # bounded: the worker finishes its queue despite the outage
-            if not forwarder._workers:
-                break
-            await asyncio.sleep(0.01)
-        assert up.requests == [] and not forwarder._workers
+        # The worker finishes its queue despite the outage.
+        await until(lambda: not forwarder._workers, "the worker finished")
+        assert up.requests == []
         await forwarder.retry("c", seq)
-        for _ in range(100):
-            if up.accepted:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: up.accepted, "the retried message was forwarded")
         assert up.accepted[0]["messages"][0]["content"]["text"] == "a"
         await forwarder.close()

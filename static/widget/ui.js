@@ -121,11 +121,6 @@ export class Chat {
 
   _markSeen() {
     this.unread = 0;
-    this.typingMs = typingTimeoutMs(opts.typingTimeout);
-    this.typingTimer = null;
-    // The page's title counts unread messages only where the page asked (the bridge's own
-    // /chat page does): a widget does not touch its host page uninvited.
-    this.showTitle = opts.pageTitle === true || opts.pageTitle === "true" ? pageTitle() : null;
     this.seen.upTo(this.state.lastSeq);
     this._renderOpen();
   }

@@ -33,6 +33,7 @@
     "format",
     "typing",
     "scroll",
+    "talk",
   ];
   let loading = null;
   const load = () => {

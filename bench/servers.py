@@ -11,10 +11,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+# One copy of these, shared with the tests (bench depends on tests.servers, never the reverse).
+from tests.servers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / "bench" / "results" / "logs"
@@ -22,13 +24,6 @@ SECRET = "bench-secret"  # BRIDGE_SIGNING_SECRET of the bridge under test
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def raise_fd_limit() -> int:
@@ -49,14 +44,15 @@ def cpus() -> tuple[set[int], set[int]]:
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}; see {LOGS}")
+    def listening() -> bool:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on port {port} within {START_TIMEOUT}s")
+            return True
+        return False
+
+    try:
+        wait_for(listening, f"{what} on port {port}", proc, START_TIMEOUT)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc}; see {LOGS}") from None
 
 
 @dataclass

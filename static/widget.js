@@ -30,6 +30,10 @@
     "sheet",
     "dom",
     "strings",
+    "format",
+    "typing",
+    "scroll",
+    "talk",
   ];
   let loading = null;
   const load = () => {
@@ -125,6 +129,10 @@
         lang: d.lang,
         title: d.title,
         open: d.open === "true",
+        typingTimeout: d.typingTimeout,
+        theme: d.theme,
+        format: d.format,
+        pageTitle: d.pageTitle === "true",
       };
       let target = d.target ? document.querySelector(d.target) : null;
       if (opts.mode === "inline" && !target) {

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import os
 import socket
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, overload
 
 import orjson
 from aiohttp import ClientWebSocketResponse, WSMsgType
@@ -55,7 +56,7 @@ async def frame(ws: ClientWebSocketResponse) -> dict[str, Any]:
 
 async def until_ready(ws: ClientWebSocketResponse) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The replayed messages and the ready frame."""
-    messages = []
+    messages: list[dict[str, Any]] = []
     while True:
         data = await frame(ws)
         if data["type"] == "ready":
@@ -83,21 +84,38 @@ async def nothing_more(ws: ClientWebSocketResponse, wait: float = 0.3) -> None:
     raise AssertionError(f"unexpected frame: {msg.type} {msg.data!r}")
 
 
-async def until(check: Callable[[], T]) -> T:
-    """The first truthy result of ``check``, polled for at most TIMEOUT seconds."""
-    async with asyncio.timeout(TIMEOUT):
-        while not (result := check()):  # noqa: ASYNC110 - the state polled is not ours
-            await asyncio.sleep(0.02)
-        return result
+@overload
+async def until(check: Callable[[], Awaitable[T]], what: str = ...) -> T: ...
+@overload
+async def until(check: Callable[[], T], what: str = ...) -> T: ...
+
+
+async def until(check: Callable[[], Any], what: str = "the condition") -> Any:
+    """The first truthy result of ``check`` (a function or a coroutine function), polled
+    for at most TIMEOUT seconds; after that the test fails saying ``what`` did not hold."""
+    result = None
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            while True:
+                answer = check()
+                result = await answer if inspect.isawaitable(answer) else answer
+                if result:
+                    return result
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"{what} did not hold within {TIMEOUT}s (last: {result!r})") from None
 
 
 async def stalled_socket(
     host: str, port: int, path: str
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A WebSocket client that completes the handshake and then never reads: a tiny
-    receive buffer makes the server's writes back up almost at once."""
+    receive buffer makes the server's writes back up almost at once. (The stream reads
+    ahead up to 128 KB, then stops. The small segment size keeps the server's send buffer
+    small too: on loopback it would grow to megabytes.)"""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, (host, port))
     reader, writer = await asyncio.open_connection(sock=sock, limit=2**16)
@@ -114,14 +132,26 @@ async def stalled_socket(
 
 
 async def closed_by_server(reader: asyncio.StreamReader) -> bool:
-    """Read what the server sent until it closes the connection (bounded in time)."""
+    """Whether the server closes the connection (end of stream or reset) within TIMEOUT
+    seconds; what it sent until then is read and dropped."""
     try:
         async with asyncio.timeout(TIMEOUT):
             while await reader.read(2**16):
                 pass
     except ConnectionError:
-        pass
+        return True
+    except TimeoutError:
+        return False
     return True
+
+
+def sample(metrics: str, name: str) -> float | None:
+    """The value of one sample (``name`` with its labels) in a /metrics text, None when it
+    is not there."""
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
 
 
 def verdict(gate: FrameGate) -> Refusal | None:

@@ -1,6 +1,8 @@
 """Real servers for tests: a ``redis-server`` and bridge processes, on 127.0.0.1.
 
-Everything here waits boundedly and stops what it started.
+Everything here waits boundedly and stops what it started. The benchmarks (``bench/``)
+use ``free_port`` and ``wait_for`` from here too: one copy of each, in the package that
+already holds the project's real-server helpers (nothing here imports from ``bench``).
 """
 
 from __future__ import annotations
@@ -13,8 +15,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO, Any
 
+import orjson
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,15 +35,39 @@ def free_port() -> int:
         return port
 
 
-def _wait_for(check: object, what: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
+def wait_for(
+    check: Callable[[], bool],
+    what: str,
+    process: subprocess.Popen[bytes],
+    timeout: float = START_TIMEOUT,
+) -> None:
+    """Poll ``check`` until it holds; fail at once if ``process`` exits, or after ``timeout``."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with {process.returncode}")
-        if check():  # type: ignore[operator]
+        if check():
             return
         time.sleep(0.05)
-    raise RuntimeError(f"{what} did not start within {START_TIMEOUT}s")
+    raise RuntimeError(f"{what} did not start within {timeout}s")
+
+
+def bridge_env(**extra: str) -> dict[str, str]:
+    """This environment without any ``BRIDGE_*`` setting of the person running the tests,
+    plus ``extra``: a bridge started by a test has only the settings the test gives it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+    return {**env, **extra}
+
+
+def http_json(url: str, body: Any = None, timeout: float = START_TIMEOUT) -> tuple[int, Any]:
+    """GET (or POST ``body`` as JSON) and return the status and decoded answer."""
+    data = None if body is None else orjson.dumps(body)
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return resp.status, orjson.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read() or b"null")
 
 
 class RedisServer:
@@ -70,7 +101,7 @@ class RedisServer:
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.directory
         )
         try:
-            _wait_for(self.ping, f"redis-server on port {self.port}", self.process)
+            wait_for(self.ping, f"redis-server on port {self.port}", self.process)
         except RuntimeError:
             self.kill()
             raise
@@ -108,26 +139,45 @@ class RedisServer:
 
 
 class Bridge:
-    """``python -m bridge serve`` in a child process, ready once ``/healthz`` answers."""
+    """``python -m bridge serve`` in a child process, ready once ``/healthz`` answers.
 
-    def __init__(self, port: int, *args: str, **env: str) -> None:
+    ``env`` are its ``BRIDGE_*`` settings (log level WARNING unless given); with ``log``
+    its stderr (the log) goes to that file, else to the test's own stderr."""
+
+    def __init__(self, port: int, *args: str, log: Path | None = None, **env: str) -> None:
         self.port = port
         self.args = args
         # A data directory of its own (the SQLite store locks it), kept across restarts.
         data_dir = tempfile.mkdtemp(prefix="bridge-data-")
-        self.env = {**os.environ, "BRIDGE_LOG_LEVEL": "WARNING", "BRIDGE_DATA_DIR": data_dir, **env}
+        self.env = bridge_env(**{"BRIDGE_LOG_LEVEL": "WARNING", "BRIDGE_DATA_DIR": data_dir, **env})
+        self.log = log
         self.process: subprocess.Popen[bytes] | None = None
         self.url = f"http://127.0.0.1:{port}"
 
     def start(self) -> Bridge:
         command = [sys.executable, "-m", "bridge", "serve", "--port", str(self.port), *self.args]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env)
+        stderr: IO[bytes] | None = None if self.log is None else self.log.open("ab")
         try:
-            _wait_for(self._healthy, f"bridge on port {self.port}", self.process)
+            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stderr=stderr)
+        finally:
+            if stderr is not None:
+                stderr.close()  # the child has its own copy
+        try:
+            wait_for(self._healthy, f"bridge on port {self.port}", self.process)
         except RuntimeError:
             self.kill()
             raise
         return self
+
+    def logged(self) -> str:
+        """What it has logged so far (with ``log`` set)."""
+        assert self.log is not None, "started without log="
+        return self.log.read_text(errors="replace")
+
+    def callback(self, body: dict[str, Any]) -> None:
+        """Post ``body`` to the webhook as the vendor would (unsigned); it must be taken."""
+        status, answer = http_json(f"{self.url}/webhooks/airudder", body)
+        assert status == 200, answer
 
     def _healthy(self) -> bool:
         try:

@@ -33,7 +33,7 @@ from bridge.demo import samples
 from bridge.keys import STORE
 from bridge.limits import FrameGate
 from bridge.store.memory import MemoryStore
-from tests.helpers import TIMEOUT, verdict
+from tests.helpers import TIMEOUT, until_ready, verdict
 
 T = TypeVar("T")
 
@@ -103,10 +103,8 @@ class Harness:
 
     async def connect(self, call_id: str, **kwargs: Any) -> ClientWebSocketResponse:
         ws = await self.http.ws_connect(self.server.make_url(f"/ws/{call_id}"), **kwargs)
-        while True:  # through the replay to "ready"
-            msg = await ws.receive(timeout=TIMEOUT)
-            if msg.type is WSMsgType.TEXT and orjson.loads(msg.data)["type"] == "ready":
-                return ws
+        await until_ready(ws)  # through the replay to "ready"
+        return ws
 
     @property
     def hub(self) -> MemoryStore:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
-import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +15,9 @@ import pytest
 
 from bridge.demo import samples
 from tests.helpers import TIMEOUT, until_ready
+from tests.servers import ROOT, Bridge, bridge_env, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET = "ops-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def bridge_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
-    return {**env, **extra}
 
 
 def cli_token(call_id: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -47,52 +32,20 @@ def cli_token(call_id: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-class Bridge:
-    """``python -m bridge serve`` with JSON logs, in a process of its own."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "bridge", "serve", "--port", str(self.port)),
-            cwd=ROOT,
-            env=bridge_env(BRIDGE_LOG_FORMAT="json", BRIDGE_WIDGET_SECRET=SECRET),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                try:
-                    async with http.get(f"{self.url}/healthz") as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
-        raise AssertionError("the bridge did not start")
-
-    async def stop(self) -> list[str]:
-        """Stop it as Ctrl-C does; what it logged, line by line."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return []
-        proc.send_signal(signal.SIGINT)
-        assert proc.stderr is not None
-        err = await asyncio.wait_for(proc.stderr.read(), TIMEOUT)
-        await asyncio.wait_for(proc.wait(), TIMEOUT)
-        return err.decode().splitlines()
-
-
 @pytest.fixture
-async def bridge() -> AsyncIterator[Bridge]:
-    running = Bridge()
+def bridge(tmp_path: Path) -> Iterator[Bridge]:
+    """A bridge with JSON logs at the default level (INFO), its log in a file."""
+    running = Bridge(
+        free_port(),
+        log=tmp_path / "bridge.log",
+        BRIDGE_LOG_LEVEL="INFO",
+        BRIDGE_LOG_FORMAT="json",
+        BRIDGE_WIDGET_SECRET=SECRET,
+    )
     try:
-        await running.start()
-        yield running
+        yield running.start()
     finally:
-        await running.stop()
+        running.stop()
 
 
 async def test_cli_token_admits_a_socket_of_the_running_bridge(
@@ -139,7 +92,8 @@ async def test_json_logs_are_one_object_per_line_with_call_id(
         ws = await http.ws_connect(f"{url}/ws/joined-call?after=0&token={token}")
         await until_ready(ws)
         await ws.close()
-    lines = await bridge.stop()
+    bridge.stop(signal.SIGINT)  # as Ctrl-C does: what it logs on the way out counts too
+    lines = bridge.logged().splitlines()
     records: list[dict[str, Any]] = [orjson.loads(line) for line in lines]
     assert all({"ts", "level", "logger", "message"} <= r.keys() for r in records)
     bridge_logs = {

@@ -16,8 +16,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from aiohttp import ClientWebSocketResponse, web
-from aiohttp.test_utils import TestServer
+from aiohttp import ClientWebSocketResponse
 
 from bridge.config import Settings
 from bridge.store import Outgoing
@@ -27,6 +26,7 @@ from bridge.widget import TextMessage
 from tests.conftest import StartBridge
 from tests.helpers import TIMEOUT, frame, until_ready
 from tests.servers import Bridge, RedisServer
+from tests.upstream import Upstream
 
 # -- the store ----------------------------------------------------------------------------
 
@@ -139,37 +139,6 @@ async def test_waiting_names_each_conversation_once_across_scan_steps(store: Red
 # -- processes ----------------------------------------------------------------------------
 
 
-class Upstream:
-    """The bot's "user sends message" API: refuses while ``healthy`` is False. The first
-    request may be slow to answer: the bot takes it at once, and answers later (if the
-    sender is still there to hear it)."""
-
-    def __init__(self) -> None:
-        self.healthy = True
-        self.first_delay = 0.0
-        self.requests: list[bytes] = []
-        self.accepted: list[bytes] = []
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        self.requests.append(body)
-        if not self.healthy:
-            return web.json_response({"error": "down"}, status=500)
-        self.accepted.append(body)
-        if len(self.requests) == 1:
-            await asyncio.sleep(self.first_delay)
-        return web.json_response({})
-
-
-@pytest.fixture
-async def upstream(aiohttp_server: Any) -> tuple[Upstream, str]:
-    up = Upstream()
-    app = web.Application()
-    app.router.add_post("/messages", up.handle)
-    server: TestServer = await aiohttp_server(app)
-    return up, str(server.make_url("/messages"))
-
-
 # Short timeouts keep the tests short. A lease lasts the upstream timeout + 10 s.
 QUICK = {
     "BRIDGE_UPSTREAM_TIMEOUT": "1",
@@ -235,14 +204,14 @@ async def test_a_message_failed_on_one_process_retried_through_another_goes_once
     # Both processes' sweeps run several times over: nobody sends it again.
     await asyncio.sleep(5 * 0.2)
     assert len(up.accepted) == 1 and len(up.requests) == 3
-    assert len({orjson.loads(body)["messages"][0]["msg_id"] for body in up.requests}) == 1
+    assert len({orjson.loads(body)["messages"][0]["msg_id"] for body, _ in up.requests}) == 1
 
 
 async def test_a_killed_forwarder_s_conversation_is_delivered_by_another_process(
     forwarding: Callable[[], Bridge], upstream: tuple[Upstream, str], http: aiohttp.ClientSession
 ) -> None:
     up, _ = upstream
-    up.first_delay = 3.0  # A's request hangs: A is killed while it waits
+    up.first_delay = 3.0  # the bot takes A's request, answers late: A is killed meanwhile
     a, b = forwarding(), forwarding()
     on_a, on_b = await join(http, a, "k"), await join(http, b, "k")
     seq = await send(on_a, "hello")
@@ -253,7 +222,7 @@ async def test_a_killed_forwarder_s_conversation_is_delivered_by_another_process
     # B's sweep finds the queue at once, but A's lease (1 s timeout + 10 s) must run out.
     await within(30.0, lambda: len(up.requests) >= 2)
     assert (await final_status(on_b, seq))["status"] == "sent"
-    msg_ids = {orjson.loads(body)["messages"][0]["msg_id"] for body in up.requests}
+    msg_ids = {orjson.loads(body)["messages"][0]["msg_id"] for body, _ in up.requests}
     assert len(msg_ids) == 1, "the same msg_id: the bot can tell it is the same message"
     # At-least-once: the bot took it twice, A's request (A died before the answer) and B's.
     assert len(up.accepted) == len(up.requests) == 2

@@ -67,7 +67,9 @@ async def test_watched_sessions_do_not_expire_in_redis(
     await post(client, texts("kept", 1, 3))
     ws = await client.ws_connect("/ws/kept")
     _, ready = await until_ready(ws)
-    await asyncio.sleep(1.5)  # five times the idle expiry, with a socket open all along
+    # The wait is the point (not a wait for something): five times the idle expiry passes
+    # with a socket open all along.
+    await asyncio.sleep(1.5)
     ws = await client.ws_connect(f"/ws/kept?after=1&epoch={ready['epoch']}")
     replayed, again = await until_ready(ws)
     assert [m["seq"] for m in replayed] == [2] and again["recovered"] is True

@@ -119,7 +119,7 @@ async def test_redis_outage_refuses_with_503_loses_nothing_and_recovers(
             status = await post(http, (a, b)[i % 2], one_text("out", i))
             (acked if status == 200 else refused).append(i)
             i += 1
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # the vendor's pace, not a wait for anything
 
     sending = asyncio.create_task(vendor())
     await until(lambda: len(acked) >= 20)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -167,10 +166,7 @@ async def test_forwarding_keeps_order_per_call_id(
         await ws.send_json(send(f"n{i}"))
     for _ in range(10):
         await next_of(ws, "ack")
-    for _ in range(50):  # bounded wait for the slow upstream to take all ten
-        if len(up.accepted) == 10:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: len(up.accepted) == 10, "the slow upstream took all ten")
     assert [a["messages"][0]["content"]["text"] for a in up.accepted] == [
         f"n{i}" for i in range(10)
     ]
@@ -324,10 +320,10 @@ async def test_store_outage_while_forwarding_is_resumed_from_the_store(
         await store.append("c", [("k1", draft)], outgoing=body)
         store.down = True
         forwarder.kick("c")
-        await until(lambda: not forwarder._tasks)  # it gave up on the outage...
+        await until(lambda: not forwarder._tasks, "it gave up on the outage")
         assert up.requests == []
-        await forwarder.start()  # ...and the sweep finds the message still queued
-        await until(lambda: up.accepted)
+        await forwarder.start()
+        await until(lambda: up.accepted, "the sweep found the message still queued")
         assert up.accepted[0]["messages"][0]["content"]["text"] == "a"
         assert await store.next_outgoing("c") is None
         await forwarder.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import os
@@ -21,7 +20,7 @@ from bridge.config import Settings
 from bridge.demo import samples
 from bridge.limits import FrameGate
 from tests.conftest import MakeClient
-from tests.helpers import TIMEOUT, frame, messages, post, until_ready, verdict
+from tests.helpers import TIMEOUT, frame, messages, post, sample, until, until_ready, verdict
 
 Client = TestClient[Any, Any]
 SECRET = "widget-secret"
@@ -49,11 +48,7 @@ async def handshake(
 
 async def metric(client: Client, line_start: str) -> float:
     """The value of one sample on /metrics, 0 when it has not been created yet."""
-    text = await (await client.get("/metrics")).text()
-    for line in text.splitlines():
-        if line.startswith(line_start + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return sample(await (await client.get("/metrics")).text(), line_start) or 0.0
 
 
 def texts(call_id: str, *words: str) -> dict[str, Any]:
@@ -170,9 +165,10 @@ async def test_valid_token_joins_and_a_renewed_one_resumes_without_loss(
 
 
 async def test_without_widget_secret_sockets_are_open(client: Client) -> None:
-    ws = await client.ws_connect("/ws/open")
-    _, ready = await until_ready(ws)
-    assert ready["type"] == "ready"
+    await post(client, texts("open", "hello"))
+    ws = await client.ws_connect("/ws/open")  # no token at all
+    replayed, ready = await until_ready(ws)
+    assert [m["text"] for m in replayed] == ["hello"] and ready["last_seq"] == 1
 
 
 async def test_frames_after_the_token_expired_are_refused_but_reading_goes_on(
@@ -281,12 +277,12 @@ async def test_sockets_per_call_id_are_bounded(make_client: MakeClient) -> None:
     assert "hello" not in orjson.dumps(error).decode()
     assert (await handshake(client, "/ws/elsewhere"))[0] == 101, "other call_ids are not affected"
     await tabs[0].close()
-    for _ in range(100):  # the server releases the slot once it sees the close
-        if (await handshake(client, "/ws/crowd"))[0] == 101:
-            break
-        await asyncio.sleep(0.02)
-    else:
-        raise AssertionError("the closed socket's slot was never released")
+
+    async def admitted() -> bool:
+        return (await handshake(client, "/ws/crowd"))[0] == 101
+
+    # The server releases the slot once it sees the close.
+    await until(admitted, "the closed socket's slot was released")
     assert not tabs[1].closed
 
 
@@ -412,12 +408,11 @@ async def test_metrics_move_as_a_session_is_used(make_client: MakeClient) -> Non
     assert {k: await metric(client, k) for k in expected} == expected
     await ws.close()
     await later.close()
-    for _ in range(100):
-        if await metric(client, "bridge_open_sockets") == 0:
-            break
-        await asyncio.sleep(0.02)
-    else:
-        raise AssertionError("open sockets never went back to 0")
+
+    async def none_open() -> bool:
+        return await metric(client, "bridge_open_sockets") == 0
+
+    await until(none_open, "open sockets went back to 0")
 
 
 async def test_upstream_forwards_are_counted_by_outcome(

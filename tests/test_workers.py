@@ -103,7 +103,7 @@ async def test_two_workers_share_the_port_and_deliver_across_workers(redis_url: 
                 owner = owner_of(ws, port, children(bridge.process.pid))
                 if owner in by_worker:
                     await ws.close()
-                    await asyncio.sleep(0.05)
+                    await asyncio.sleep(0.05)  # a pace between tries, not a wait for anything
                 else:
                     by_worker[owner] = ws
                 if len(by_worker) == 2:

@@ -23,11 +23,13 @@ class Upstream:
         fail_status: int = 500,
         delay: float = 0.0,
         retry_after: str | None = None,
+        first_delay: float = 0.0,
     ) -> None:
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.delay = delay
         self.retry_after = retry_after
+        self.first_delay = first_delay  # the bot takes the first at once, answers this late
         self.healthy = True
         self.before_answer: Callable[[], None] | None = None  # e.g. kill the bridge first
         self.requests: list[tuple[bytes, str | None]] = []
@@ -47,6 +49,8 @@ class Upstream:
                 {"error": "try later"}, status=self.fail_status, headers=headers
             )
         self.accepted.append(orjson.loads(body))
+        if len(self.requests) == 1:
+            await asyncio.sleep(self.first_delay)
         return web.json_response({})
 
     def texts(self) -> list[str]:

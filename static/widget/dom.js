@@ -25,6 +25,7 @@ const ICONS = {
   list: "M4 6h16M4 12h16M4 18h10",
   check: "M5 13l4 4L19 7",
   alert: "M12 8v5M12 16.5v.5M12 3l10 18H2z",
+  down: "M12 5v14M6 13l6 6 6-6",
 };
 
 export function icon(name) {
@@ -71,6 +72,24 @@ export function richText(text) {
     last = match.index + url.length;
   }
   frag.appendChild(document.createTextNode(text.slice(last)));
+  return frag;
+}
+
+const FORMAT_TAGS = { bold: "strong", italic: "em", strike: "s" };
+
+/** The tree of format.js's parse() as DOM nodes: text nodes, <strong>, <em>, <s>, <code>,
+ * links for http(s) URLs. Never parsed as HTML. */
+export function formattedText(nodes) {
+  const frag = document.createDocumentFragment();
+  for (const n of nodes) {
+    if (n.type === "text") frag.appendChild(document.createTextNode(n.text));
+    else if (n.type === "link") frag.appendChild(link(n.url, n.url));
+    else if (n.type === "code") frag.appendChild(el("code", "code", n.text));
+    else if (n.type === "pre") frag.appendChild(el("code", "code-block", n.text));
+    else if (FORMAT_TAGS[n.type]) {
+      frag.appendChild(el(FORMAT_TAGS[n.type])).appendChild(formattedText(n.children));
+    }
+  }
   return frag;
 }
 

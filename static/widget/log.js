@@ -1,12 +1,9 @@
 /* The message log's parts: a row per message (bubble, time, delivery), day dividers, and the
  * local copies of what the person sent until the server's message replaces them. */
 
-import { button, dayKey, el, icon, richText } from "./dom.js";
-import { renderContent } from "./renderers.js";
-
-function locale(lang) {
-  return lang === "zh" ? "zh-CN" : "en";
-}
+import { button, dayKey, el, icon } from "./dom.js";
+import { renderContent, textBlock } from "./renderers.js";
+import { localeOf as locale } from "./strings.js";
 
 function dayDivider(ts, lang, t) {
   const d = new Date(ts * 1000);
@@ -57,17 +54,17 @@ function messageRow(m, ctx) {
 }
 
 /** A local copy of what the person sent, shown until the server's message replaces it. */
-function pendingRow(p, t) {
+function pendingRow(p, ctx) {
   const row = el("li", "row-msg from-user kind-text is-pending");
-  const bubble = bubbleFor("user", t);
-  bubble.appendChild(el("p", "text")).appendChild(richText(p.text));
+  const bubble = bubbleFor("user", ctx.t);
+  bubble.appendChild(textBlock(p.text, ctx, false));
   row.appendChild(bubble);
   row.appendChild(el("div", "meta"));
   return row;
 }
 
 function deliveryLabel(status, detail, t) {
-  const words = status === "sent" ? t.sent : status === "failed" ? t.failed : t.sending;
+  const words = { sent: t.sent, failed: t.failed, queued: t.queued }[status] || t.sending;
   const label = el("span", `delivery delivery-${status}`, words);
   if (status === "sent") label.insertBefore(icon("check"), label.firstChild);
   if (detail) label.title = detail;
@@ -118,6 +115,6 @@ export class MessageLog {
 
   addPending(p) {
     this.emptyEl.hidden = true;
-    p.node = this.pendingEl.appendChild(pendingRow(p, this.ctx.t));
+    p.node = this.pendingEl.appendChild(pendingRow(p, this.ctx));
   }
 }

@@ -1,12 +1,23 @@
 /* One renderer per message kind: RENDERERS[kind](bubble, message, ctx) fills the bubble.
  * A new kind is one entry here plus its words in strings.js; an unknown kind gets the
  * `unsupported` notice. ctx: {t, chosen(seq), choose(m, option), openList(m, opener),
- * refreshControl(button), mediaLoaded()}. */
+ * refreshControl(button), mediaLoaded(), format}. */
 
-import { button, el, fileNameOf, icon, isHttpUrl, link, richText } from "./dom.js";
+import { button, el, fileNameOf, formattedText, icon, isHttpUrl, link, richText } from "./dom.js";
+import { parse } from "./format.js";
 
-function text(bubble, m) {
-  bubble.appendChild(el("p", "text")).appendChild(richText(String(m.text ?? "")));
+/** Message text, its direction from its own first strong character (dir="auto"). The bot's
+ * text is formatted (*bold* _italic_ ~strike~ `code`) unless the widget's `format` is off. */
+export function textBlock(value, { format }, fromBot = true) {
+  const p = el("p", "text");
+  p.dir = "auto";
+  const s = String(value ?? "");
+  p.appendChild(format && fromBot ? formattedText(parse(s)) : richText(s));
+  return p;
+}
+
+function text(bubble, m, ctx) {
+  bubble.appendChild(textBlock(m.text, ctx, m.from !== "user"));
 }
 
 /** image, video and audio: the browser's own element; a readable fallback when it fails. */
@@ -16,7 +27,9 @@ function media(bubble, m, ctx) {
   const fallback = () => {
     const box = el("div", "media-failed");
     box.appendChild(icon("alert"));
-    box.appendChild(el("span", null, t.mediaFailed[kind]));
+    const words = el("span", null, t.mediaFailed[kind]);
+    if (m.name) words.prepend(el("bdi", "media-name", m.name), ": ");
+    box.appendChild(words);
     if (isHttpUrl(m.url)) box.appendChild(link(m.url, t.openLink));
     return box;
   };
@@ -27,9 +40,9 @@ function media(bubble, m, ctx) {
   let node;
   if (kind === "image") {
     node = link(m.url, null, "image-link");
-    node.setAttribute("aria-label", t.openImage);
+    node.setAttribute("aria-label", m.name ? `${t.openImage}: ${m.name}` : t.openImage);
     const img = el("img", "image");
-    img.alt = t.image;
+    img.alt = m.name || t.image; // the vendor's media.name, when the server carries it
     img.decoding = "async";
     img.src = m.url;
     node.appendChild(img);
@@ -39,6 +52,8 @@ function media(bubble, m, ctx) {
     node = el(kind, kind);
     node.controls = true;
     node.preload = "metadata";
+    node.setAttribute("aria-label", m.name || t[kind]);
+    if (m.name) node.title = m.name;
     node.src = m.url;
     node.addEventListener("error", () => node.replaceWith(fallback()));
   }
@@ -55,10 +70,11 @@ function file(bubble, m, { t }) {
   a.setAttribute("download", name);
   a.appendChild(icon("file"));
   const label = el("span", "file-label");
-  label.appendChild(el("span", "file-name", name));
+  const nameEl = label.appendChild(el("span", "file-name", name));
+  nameEl.dir = "auto";
   label.appendChild(el("span", "file-action", t.download));
   a.appendChild(label);
-  a.setAttribute("aria-label", `${t.download} ${name}`);
+  // No aria-label: the link is named by what it shows ("name Download"), WCAG 2.5.3.
   bubble.appendChild(a);
 }
 
@@ -66,7 +82,7 @@ function file(bubble, m, { t }) {
  * the chosen row named under the text (the rows themselves live in the sheet). */
 function choices(bubble, m, ctx) {
   const { t } = ctx;
-  text(bubble, m);
+  text(bubble, m, ctx);
   const group = el("div", `choices style-${m.style === "list" ? "list" : "buttons"}`);
   group.setAttribute("role", "group");
   group.setAttribute("aria-label", m.text || t.options);
@@ -116,8 +132,8 @@ export function optionButton(cls, m, option, ctx) {
   const b = button(cls);
   b.setAttribute("data-choice", String(m.seq));
   b.setAttribute("data-option", option.id);
-  b.appendChild(el("span", "option-title", option.label));
-  if (option.description) b.appendChild(el("span", "option-desc", option.description));
+  b.appendChild(el("span", "option-title", option.label)).dir = "auto";
+  if (option.description) b.appendChild(el("span", "option-desc", option.description)).dir = "auto";
   b.addEventListener("click", () => ctx.choose(m, option));
   ctx.refreshControl(b);
   return b;

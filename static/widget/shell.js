@@ -3,16 +3,21 @@
 
 import { button, el, icon, uuid } from "./dom.js";
 import { Sheet } from "./sheet.js";
+import { localeOf, RTL } from "./strings.js";
 
 /**
- * o: {t, mode, lang, title, cssHref, row(m, option) for the sheet's rows,
+ * o: {t, mode, lang, theme, title, cssHref, row(m, option) for the sheet's rows,
  *     on: {close, toggle, escape, submit}}. Returns the parts the controller updates.
  */
 export function buildShell(o) {
   const { t } = o;
   const host = document.createElement("airudder-chat");
   host.setAttribute("data-mode", o.mode);
-  host.setAttribute("lang", o.lang === "zh" ? "zh-CN" : "en");
+  host.setAttribute("lang", localeOf(o.lang));
+  // "light" or "dark"; otherwise the reader's own (prefers-color-scheme), see widget.css.
+  host.setAttribute("data-theme", o.theme === "light" || o.theme === "dark" ? o.theme : "auto");
+  // Arabic mirrors the widget; otherwise it follows the page's direction (inherited).
+  if (RTL.has(o.lang)) host.dir = "rtl";
   const root = host.attachShadow({ mode: "open" });
 
   const css = document.createElement("link");
@@ -54,8 +59,15 @@ export function buildShell(o) {
   const emptyEl = el("p", "empty", t.empty);
   const listEl = el("ol", "messages");
   const pendingEl = el("ol", "messages pending");
+  // Always there, empty while the bot is not typing: a live region must exist before it
+  // speaks. Polite, and outside the log's own live region so it is said once.
+  const typingEl = el("div", "typing");
+  typingEl.setAttribute("role", "status");
   logEl.append(emptyEl, listEl, pendingEl);
-  panel.appendChild(logEl);
+  const logWrap = el("div", "log-wrap");
+  const jumpEl = button("jump", null);
+  logWrap.append(logEl, typingEl, jumpEl);
+  panel.appendChild(logWrap);
 
   const noticeEl = el("p", "notice-bar");
   noticeEl.setAttribute("role", "alert");
@@ -84,12 +96,24 @@ export function buildShell(o) {
       if (e.key === "Escape" && !sheet.open) o.on.escape();
     });
   }
-  const parts = { host, root, logEl, emptyEl, listEl, pendingEl, sheet, launcher };
+  const parts = {
+    host,
+    root,
+    logEl,
+    emptyEl,
+    listEl,
+    pendingEl,
+    typingEl,
+    jumpEl,
+    sheet,
+    launcher,
+  };
   return {
     ...parts,
     ...composer,
     showOpen: openView(t, host, panel, launcher, badge),
-    showConnection: connectionView(t, host, root, stateEl, composer),
+    showConnection: connectionView(t, host, stateEl, composer),
+    showTyping: typingView(t, typingEl),
     notify: noticeView(noticeEl),
   };
 }
@@ -108,24 +132,28 @@ function openView(t, host, panel, launcher, badge) {
   };
 }
 
-/** show(name): the header's state and, while not online, the box disabled with the reason
- * under it. */
-function connectionView(t, host, root, stateEl, { input, sendBtn, reasonEl }) {
-  let refocus = false;
+/** show(name): the header's state and, while not online, the reason under the box. The box
+ * stays usable: what is written meanwhile waits for the connection (see ui.js). */
+function connectionView(t, host, stateEl, { reasonEl }) {
   return (name) => {
     const online = name === "online";
     host.setAttribute("data-state", name);
     stateEl.textContent = t[name];
-    // Disabling drops focus: give it back when the connection returns.
-    if (!online && root.activeElement === input) refocus = true;
-    input.disabled = !online;
-    sendBtn.disabled = !online;
-    if (online && refocus) {
-      refocus = false;
-      input.focus();
-    }
     reasonEl.textContent = online ? "" : t[`${name}Reason`];
     reasonEl.hidden = online;
+  };
+}
+
+/** show(on): three dots and, for screen readers, "The bot is typing…" (said politely). */
+function typingView(t, typingEl) {
+  return (on) => {
+    if (on === typingEl.hasChildNodes()) return;
+    typingEl.textContent = "";
+    if (!on) return;
+    const dots = el("span", "dots");
+    dots.setAttribute("aria-hidden", "true");
+    dots.append(el("span"), el("span"), el("span"));
+    typingEl.append(dots, el("span", "sr-only", t.typing));
   };
 }
 
@@ -151,7 +179,7 @@ function buildComposer(t, onSubmit) {
   const id = `input-${uuid()}`;
   const label = el("label", "sr-only", t.inputLabel);
   label.htmlFor = id;
-  // No maxLength until the server's `ready` says its limit; the box is disabled until then.
+  // No maxLength until the server's `ready` says its limit.
   const input = el("textarea", "input");
   input.id = id;
   input.rows = 1;

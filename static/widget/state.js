@@ -185,18 +185,20 @@ export class ChatState {
     return !!s && s.status === "failed" && s.retryable !== false;
   }
 
-  addSend(id, text) {
-    const p = { id, kind: "send", text, state: "sending" };
+  /** A text the person wrote (now: ms, when), sent now or after the next `ready`. */
+  addSend(id, text, now = Date.now()) {
+    const p = { id, kind: "send", text, state: "sending", since: now };
     this.pending.set(id, p);
     return p;
   }
 
   /** A pick of `option` in the choices message `m`, or null when it is answered already or
    * a pick of it is on its way. */
-  addChoose(id, m, option) {
+  addChoose(id, m, option, now = Date.now()) {
     if (!this.canChoose(m.seq)) return null;
     const p = { id, kind: "choose", choicesSeq: m.seq, optionId: option.id, text: option.label };
     p.state = "sending";
+    p.since = now;
     this.pending.set(id, p);
     return p;
   }
@@ -223,6 +225,7 @@ export class ChatState {
     return p.state;
   }
 
+  /** What waits for the connection, in the order it was written (a Map keeps that order). */
   unsent() {
     return [...this.pending.values()].filter((p) => p.state === "unsent");
   }

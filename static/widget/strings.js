@@ -1,5 +1,5 @@
-/* The widget's own words, English and Chinese. A new message kind adds its words here
- * (both languages) next to its renderer in renderers.js. */
+/* The widget's own words: English, Chinese and Arabic. A new message kind adds its words here
+ * (every language) next to its renderer in renderers.js. */
 
 export const STRINGS = {
   en: {
@@ -12,9 +12,14 @@ export const STRINGS = {
     online: "Online",
     reconnecting: "Reconnecting…",
     offline: "Offline",
-    offlineReason: "You are offline. You can send again once the connection is back.",
-    reconnectingReason: "Connection lost. Reconnecting… you can send again once it is back.",
+    offlineReason: "You are offline. What you write is sent once the connection is back.",
+    reconnectingReason: "Connection lost. Reconnecting… what you write is sent once it is back.",
     connectingReason: "Connecting to the chat…",
+    queued: "Waiting for connection",
+    typing: "The bot is typing…",
+    newMessages: (n) => (n === 1 ? "1 new message" : `${n} new messages`),
+    video: "Video",
+    audio: "Audio",
     placeholder: "Write a message…",
     inputLabel: "Message",
     send: "Send",
@@ -57,9 +62,14 @@ export const STRINGS = {
     online: "在线",
     reconnecting: "正在重新连接…",
     offline: "离线",
-    offlineReason: "当前离线，恢复连接后即可发送。",
-    reconnectingReason: "连接已断开，正在重新连接… 恢复后即可发送。",
+    offlineReason: "当前离线，输入的消息将在恢复连接后发送。",
+    reconnectingReason: "连接已断开，正在重新连接… 输入的消息将在恢复后发送。",
     connectingReason: "正在连接聊天服务…",
+    queued: "等待连接",
+    typing: "对方正在输入…",
+    newMessages: (n) => `${n} 条新消息`,
+    video: "视频",
+    audio: "音频",
     placeholder: "输入消息…",
     inputLabel: "消息",
     send: "发送",
@@ -92,6 +102,56 @@ export const STRINGS = {
     refused: "未被接受：",
     empty: "暂无消息。",
   },
+  ar: {
+    title: "الدردشة",
+    open: "فتح الدردشة",
+    close: "إغلاق الدردشة",
+    unread: (n) => (n === 1 ? "رسالة واحدة غير مقروءة" : `${n} رسائل غير مقروءة`),
+    messages: "الرسائل",
+    connecting: "جارٍ الاتصال…",
+    online: "متصل",
+    reconnecting: "جارٍ إعادة الاتصال…",
+    offline: "غير متصل",
+    offlineReason: "أنت غير متصل. ستُرسل رسائلك عند عودة الاتصال.",
+    reconnectingReason: "انقطع الاتصال. جارٍ إعادة الاتصال… ستُرسل رسائلك عند عودته.",
+    connectingReason: "جارٍ الاتصال بالدردشة…",
+    queued: "في انتظار الاتصال",
+    typing: "الروبوت يكتب…",
+    newMessages: (n) => (n === 1 ? "رسالة جديدة واحدة" : `${n} رسائل جديدة`),
+    video: "فيديو",
+    audio: "صوت",
+    placeholder: "اكتب رسالة…",
+    inputLabel: "رسالة",
+    send: "إرسال",
+    sending: "جارٍ الإرسال…",
+    sent: "تم الإرسال",
+    failed: "لم تُسلَّم",
+    retry: "إعادة المحاولة",
+    retryWhenBack: "يمكنك إعادة المحاولة عند عودة الاتصال.",
+    notFailed: "لا شيء لإعادة المحاولة: هذه الرسالة ليست معلَّمة كفاشلة هنا.",
+    tooLong: (n) => `النص طويل جدًا: ${n} حرفًا على الأكثر.`,
+    you: "أنت",
+    bot: "الروبوت",
+    choose: "اختر",
+    options: "الخيارات",
+    chosen: "تم اختيار",
+    closeList: "إغلاق",
+    image: "صورة",
+    openImage: "فتح الصورة في علامة تبويب جديدة",
+    download: "تنزيل",
+    file: "ملف",
+    mediaFailed: {
+      image: "تعذّر تحميل الصورة.",
+      video: "تعذّر تحميل الفيديو.",
+      audio: "تعذّر تحميل الصوت.",
+    },
+    openLink: "فتح الرابط",
+    unsupported: (t) => `لا يمكن عرض هذه الرسالة (${t}) هنا.`,
+    today: "اليوم",
+    yesterday: "أمس",
+    refused: "لم يُقبل: ",
+    empty: "لا توجد رسائل بعد.",
+  },
 };
 
 /** The first of the candidates (the option, the page's lang, the browser's) that is one of
@@ -101,6 +161,15 @@ export function pickLang(...candidates) {
     const tag = (candidate || "").toLowerCase();
     if (tag.startsWith("zh")) return "zh";
     if (tag.startsWith("en")) return "en";
+    if (tag.startsWith("ar")) return "ar";
   }
   return "en";
+}
+
+/** The widget's languages written right to left. */
+export const RTL = new Set(["ar"]);
+
+/** The BCP 47 tag for `lang` (the host's lang attribute, dates and times). */
+export function localeOf(lang) {
+  return { zh: "zh-CN", ar: "ar" }[lang] || "en";
 }

@@ -2,12 +2,15 @@
  * actions into frames and the state's effects into the view. Loaded by ../widget.js. */
 
 import { Connection, socketUrl } from "./connection.js";
-import { storage, uuid } from "./dom.js";
+import { storage } from "./dom.js";
 import { MessageLog, renderDelivery } from "./log.js";
 import { optionButton, refreshOption, renderChosenLabel } from "./renderers.js";
 import { buildShell } from "./shell.js";
+import { pageTitle, ScrollKeeper } from "./scroll.js";
 import { ChatState, Seen } from "./state.js";
 import { pickLang, STRINGS } from "./strings.js";
+import { TALK } from "./talk.js";
+import { typingTimeoutMs, typingUntil } from "./typing.js";
 
 export class Chat {
   /** container: the element an inline widget fills (floating ones go to <body>);
@@ -25,6 +28,11 @@ export class Chat {
     this.connState = "connecting";
     this.isOpen = this.mode === "inline" || !!opts.open;
     this.unread = 0;
+    this.typingMs = typingTimeoutMs(opts.typingTimeout);
+    this.typingTimer = null;
+    // The page's title counts unread messages only where the page asked (the bridge's own
+    // /chat page does): a widget does not touch its host page uninvited.
+    this.showTitle = opts.pageTitle === true || opts.pageTitle === "true" ? pageTitle() : null;
     this.seen = new Seen(storage(), `airudder-chat:seen:${this.server.origin}:${this.callId}`);
 
     this.ctx = {
@@ -34,12 +42,14 @@ export class Chat {
       choose: (m, option) => this._choose(m, option),
       openList: (m, opener) => this.ui.sheet.show(m, opener),
       refreshControl: (b) => this._refreshControl(b),
-      mediaLoaded: () => this._scrollToEnd(),
+      mediaLoaded: () => this.scroll.settle(),
+      format: opts.format !== "off" && opts.format !== false,
     };
     this.ui = buildShell({
       t,
       mode: this.mode,
       lang: this.lang,
+      theme: opts.theme,
       title: opts.title || t.title,
       cssHref:
         opts.css ||
@@ -53,6 +63,10 @@ export class Chat {
       },
     });
     this.log = new MessageLog(this.ui, this.ctx);
+    const { logEl, jumpEl, listEl, pendingEl, typingEl } = this.ui;
+    this.scroll = new ScrollKeeper(logEl, jumpEl, t, [listEl, pendingEl, typingEl]);
+    this._onVisibility = () => this._visible() && this._markSeen();
+    document.addEventListener("visibilitychange", this._onVisibility);
     (this.mode === "inline" ? container : document.body || document.documentElement).appendChild(
       this.ui.host,
     );
@@ -79,8 +93,8 @@ export class Chat {
   open() {
     this.isOpen = true;
     this._renderOpen();
-    this._markSeen();
-    if (!this.ui.input.disabled) this.ui.input.focus();
+    if (this._visible()) this._markSeen();
+    this.ui.input.focus();
   }
 
   close() {
@@ -97,7 +111,13 @@ export class Chat {
 
   _renderOpen() {
     this.ui.showOpen(this.isOpen, this.unread);
-    if (this.isOpen) this._scrollToEnd();
+    this.showTitle?.(this.unread);
+    if (this.isOpen) this.scroll.settle();
+  }
+
+  /** Open, in a tab in front: what arrives is read. */
+  _visible() {
+    return this.isOpen && document.visibilityState !== "hidden";
   }
 
   _markSeen() {
@@ -117,6 +137,9 @@ export class Chat {
 
   destroy() {
     this.ui.notify(null);
+    clearTimeout(this.typingTimer);
+    document.removeEventListener("visibilitychange", this._onVisibility);
+    this.showTitle?.(0);
     this.conn.destroy();
     this.ui.host.remove();
   }
@@ -126,6 +149,7 @@ export class Chat {
     const effects = this.state.closed();
     for (const p of this.state.pending.values()) this._renderPending(p);
     this._apply(effects);
+    this._renderTyping();
   }
 
   _setState(name) {
@@ -177,6 +201,25 @@ export class Chat {
           break;
       }
     }
+    const live = effects.filter((e) => e.type === "message" && e.live);
+    if (live.length) this.scroll.added(live.length, false);
+    this._renderTyping();
+  }
+
+  /** The typing indicator, from the session's messages (see typing.js), in every tab; it
+   * goes by itself at its timeout. */
+  _renderTyping() {
+    clearTimeout(this.typingTimer);
+    const until = typingUntil({
+      messages: this.state.messages,
+      statuses: this.state.statuses,
+      pending: [...this.state.pending.values()],
+      now: Date.now(),
+      timeoutMs: this.typingMs,
+    });
+    this.ui.showTyping(until !== null);
+    if (until !== null)
+      this.typingTimer = setTimeout(() => this._renderTyping(), until - Date.now());
   }
 
   _ready() {
@@ -186,24 +229,24 @@ export class Chat {
     else this.ui.input.removeAttribute("maxlength");
     this.conn.settled();
     this._setState("online");
-    if (this.isOpen) this._markSeen();
+    if (this._visible()) this._markSeen();
     else {
       this.unread = this.state.unreadAfter(this.seen.seq);
       this._renderOpen();
     }
+    // What was written while the connection was down goes out now, in the order written.
     for (const p of this.state.unsent()) this._transmit(p);
-    this._scrollToEnd();
+    this.scroll.settle();
   }
 
   _show(m, live) {
     const row = this.log.append(m);
     if (m.from === "user") this._renderDelivery(row, m.seq);
-    if (!live) return; // the replay: `ready` counts what is unread and scrolls
-    if (m.from !== "user" && !this.isOpen) {
+    if (!live) return; // the replay: `ready` counts what is unread
+    if (m.from !== "user" && !this._visible()) {
       this.unread++;
       this._renderOpen();
-    } else if (this.isOpen) this._markSeen();
-    this._scrollToEnd();
+    } else if (this._visible()) this._markSeen();
   }
 
   _renderStatus(seq) {
@@ -236,69 +279,7 @@ export class Chat {
     const m = this.state.messages.get(seq);
     if (row && m?.style === "list") renderChosenLabel(row.querySelector(".choices"), m, this.ctx);
   }
-
-  // ------------------------------------------------------------ the person's messages
-
-  _submit() {
-    const { input } = this.ui;
-    const text = input.value;
-    if (!text.trim() || this.connState !== "online") return;
-    if (this.state.tooLong(text)) {
-      this.ui.notify(this.t.tooLong(this.state.maxTextLength));
-      return;
-    }
-    const p = this.state.addSend(uuid(), text);
-    input.value = "";
-    this._sendPending(p);
-  }
-
-  _choose(m, option) {
-    if (this.connState !== "online") return;
-    const p = this.state.addChoose(uuid(), m, option);
-    if (!p) return;
-    this._refreshChoices(m.seq);
-    if (this.ui.sheet.isShowing(m.seq)) this.ui.sheet.close();
-    this._sendPending(p);
-  }
-
-  _sendPending(p) {
-    this.log.addPending(p);
-    this._transmit(p);
-    this._scrollToEnd();
-  }
-
-  _transmit(p) {
-    this.state.transmit(p, (frame) => this.conn.send(frame));
-    this._renderPending(p);
-  }
-
-  _renderPending(p) {
-    if (!p.node) return;
-    const unsent = p.state === "unsent";
-    const onRetry = unsent ? () => this._transmit(p) : null;
-    const status = { status: unsent ? "failed" : "sending" };
-    const retry = renderDelivery(p.node, status, this.t, onRetry);
-    if (retry) this._refreshControl(retry);
-  }
-
-  _dropPending(p) {
-    p.node?.remove();
-    if (p.kind === "choose") this._refreshChoices(p.choicesSeq);
-    else if (!this.ui.input.value) this.ui.input.value = p.text; // keep the refused text
-  }
-
-  /** Only over an open socket. A failed message is not queued for later: the person asked
-   * for this retry now, and by the time the socket is back another tab may have retried it
-   * (the server would refuse a second one); the message stays failed with its Retry. */
-  _retry(seq) {
-    if (this.state.retry(seq, (frame) => this.conn.send(frame))) this._renderStatus(seq);
-    else if (!this.conn.isOpen() || !this.state.ready) this.ui.notify(this.t.retryWhenBack);
-  }
-
-  // ------------------------------------------------------------ misc
-
-  _scrollToEnd() {
-    const log = this.ui.logEl;
-    if (this.isOpen) log.scrollTop = log.scrollHeight;
-  }
 }
+
+// The person's messages (sends, picks, retries): talk.js.
+Object.assign(Chat.prototype, TALK);

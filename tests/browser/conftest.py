@@ -4,10 +4,7 @@ site), and Debian's headless Chromium driven by Playwright, launched once per te
 
 from __future__ import annotations
 
-import json
 import threading
-import urllib.error
-import urllib.request
 import wave
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -18,8 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
-from tests.servers import Bridge as BridgeProcess
-from tests.servers import free_port
+from tests.servers import Bridge, free_port
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -31,29 +27,6 @@ CHROMIUM_ARGS = [
 TIMEOUT = 15.0  # seconds; every wait in these tests is bounded by it
 
 
-def http_json(url: str, body: Any = None) -> tuple[int, Any]:
-    """GET (or POST ``body`` as JSON) and return the status and decoded answer."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
-class Bridge(BridgeProcess):
-    """One bridge process on a free port, started at once."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        super().__init__(free_port(), **env)
-        self.start()
-
-    def callback(self, body: dict[str, Any]) -> None:
-        status, answer = http_json(f"{self.url}/webhooks/airudder", body)
-        assert status == 200, answer
-
-
 @pytest.fixture(scope="session")
 def bridges() -> Iterator[Callable[..., Bridge]]:
     """``bridges(**env)``: a running bridge with those ``BRIDGE_*`` settings, started once per
@@ -63,7 +36,8 @@ def bridges() -> Iterator[Callable[..., Bridge]]:
     def get(**env: str) -> Bridge:
         key = tuple(sorted(env.items()))
         if key not in running:
-            running[key] = Bridge({f"BRIDGE_{k.upper()}": v for k, v in env.items()})
+            settings = {f"BRIDGE_{k.upper()}": v for k, v in env.items()}
+            running[key] = Bridge(free_port(), **settings).start()
         return running[key]
 
     yield get

@@ -125,21 +125,29 @@ def test_demo_bot_menu_then_pick_shows_its_confirmation(page: Page, bridge: Brid
     expect(mine(chat, "网点查询")).to_have_count(1)
 
 
-def test_a_killed_socket_disables_the_box_then_recovers_without_doubles(
+def test_a_killed_socket_keeps_the_box_and_sends_what_was_typed_in_order_once(
     page: Page, bridge: Bridge
 ) -> None:
     """The socket is cut in the middle of the conversation (both ends closed, as when a
-    network drops); callbacks keep coming; new connections fail for a while."""
+    network drops); callbacks keep coming; new connections fail for a while. Three messages
+    typed meanwhile wait, visibly, and arrive after the reconnect in order, each once."""
     call_id = new_call_id()
     network = {"up": True}
     live: list[WebSocketRoute] = []
+    sent: list[dict[str, Any]] = []
 
     def route(ws: WebSocketRoute) -> None:
-        if network["up"]:
-            ws.connect_to_server()
-            live.append(ws)
-        else:
+        if not network["up"]:
             ws.close(code=4000, reason="network down")
+            return
+        server = ws.connect_to_server()
+
+        def from_page(frame: str | bytes) -> None:
+            sent.append(json.loads(frame))
+            server.send(frame)
+
+        ws.on_message(from_page)
+        live.append(ws)
 
     page.route_web_socket(lambda url: f"/ws/{call_id}" in url, route)
     chat = open_chat(page, bridge, call_id)
@@ -149,17 +157,34 @@ def test_a_killed_socket_disables_the_box_then_recovers_without_doubles(
     network["up"] = False
     live[-1].close(code=4000, reason="cut")
     box = chat.get_by_role("textbox", name="Message")
-    expect(box).to_be_disabled()
     expect(chat.locator(".composer-reason")).to_contain_text("Reconnecting")
     expect(chat.locator(".state")).not_to_have_text("Online")
+    expect(box).to_be_enabled()  # the box is never disabled for a lost connection
+    words = ["offline one", "offline two", "offline three"]
+    for word in words:
+        send(chat, word)
+        expect(mine(chat, word).locator(".delivery")).to_have_text("Waiting for connection")
     bridge.callback(samples.callback(call_id, samples.text_message("during", "m2")))
 
     network["up"] = True
-    expect(chat.get_by_text("during", exact=True)).to_be_visible()
-    expect(box).to_be_enabled()
+    for word in words:
+        expect(mine(chat, word).locator(".delivery")).to_have_text("Sent")
+        expect(chat.get_by_text(f"You said: {word}")).to_be_visible()
+    expect(chat.locator(".is-pending")).to_have_count(0)
     bridge.callback(samples.callback(call_id, samples.text_message("after", "m3")))
     expect(chat.get_by_text("after", exact=True)).to_be_visible()
-    assert chat.locator(".messages .text").all_inner_texts() == ["before", "during", "after"]
+    mine_texts = chat.locator(".row-msg.from-user:not(.is-pending) .text").all_inner_texts()
+    assert mine_texts == words
+    seqs = [int(mine(chat, w).get_attribute("data-seq") or "0") for w in words]
+    assert seqs == sorted(seqs) and 0 not in seqs
+    frames = [f for f in sent if f.get("type") == "send"]
+    assert [f["text"] for f in frames] == words  # went out once the socket was back, in order
+    page.reload()  # the server recorded each once
+    expect(chat.get_by_text("after", exact=True)).to_be_visible()
+    assert chat.locator(".row-msg.from-user .text").all_inner_texts() == words
+    bot = chat.locator(".row-msg.from-bot .text").all_inner_texts()
+    assert bot[:2] == ["before", "during"] and bot[-1] == "after"
+    assert [t for t in bot if t.startswith("You said:")] == [f"You said: {w}" for w in words]
 
 
 class FlakyUpstream:

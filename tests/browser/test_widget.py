@@ -80,7 +80,7 @@ def test_every_kind_renders(page: Page, bridge: Bridge, host_site: HostSite) -> 
         expect(player).to_be_visible()
         assert player.evaluate("m => m.controls")
         page.wait_for_function("m => m.readyState >= 1", arg=player.element_handle())
-    file_link = chat.get_by_role("link", name="Download filename")
+    file_link = chat.get_by_role("link", name="filename Download")
     expect(file_link).to_be_visible()
     expect(file_link).to_have_attribute("href", f"{host_site.url}/tone.wav")
     expect(file_link.locator("svg.icon-file")).to_be_attached()

@@ -8,8 +8,7 @@ from pathlib import Path
 from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# templates/ and static/ sit beside the package in the source tree (installed with `pip -e`).
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from bridge.assets import asset_dir
 
 
 class SignScheme(StrEnum):
@@ -75,8 +74,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = Field("text", pattern="^(text|json)$")
 
-    templates_dir: Path = PROJECT_DIR / "templates"
-    static_dir: Path = PROJECT_DIR / "static"
+    templates_dir: Path = asset_dir("templates")
+    static_dir: Path = asset_dir("static")
 
     @model_validator(mode="after")
     def _room_to_evict(self) -> Settings:

@@ -49,7 +49,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         log.warning("BRIDGE_SIGNING_SECRET is not set: callbacks are NOT verified (development)")
     store = app[STORE] = await open_store(settings)
     fanout = app[FANOUT] = await open_fanout(settings, store)
-    app[METRICS].sessions.set_function(lambda: store.session_count() or 0)  # read when scraped
+    app[METRICS].count_sessions(store.session_count)
     yield
     await fanout.close()
     await store.close()

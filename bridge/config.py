@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bridge.assets import asset_dir
+from bridge.setting_types import Host, HttpUrl, LogLevel, Origins, RedisUrl
 
 
 class SignScheme(StrEnum):
@@ -22,7 +24,7 @@ class SignScheme(StrEnum):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BRIDGE_", extra="ignore")
 
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
 
     # Comma-separated: during a rotation both the old and the new secret are accepted.
@@ -34,7 +36,7 @@ class Settings(BaseSettings):
     widget_secret: SecretStr | None = None
     # Comma-separated origins (https://shop.example) whose pages may open sockets and
     # embed the widget; empty = any origin (development only).
-    allowed_origins: str = ""
+    allowed_origins: Origins = ""
     # /demo and /demo/send, which post (signed) sample callbacks to ANY call_id for anyone
     # who asks. Unset: on only in development (no signing or widget secret set).
     demo: bool | None = None
@@ -59,20 +61,22 @@ class Settings(BaseSettings):
         50, ge=1, description="rate-limited frames on one socket before it is closed (1008)"
     )
 
-    redis_url: str | None = Field(None, description="sessions in Redis, shared by processes")
+    redis_url: RedisUrl | None = Field(None, description="sessions in Redis, shared by processes")
     redis_timeout: float = Field(
         5.0, gt=0, description="seconds a Redis call may take before the store counts as down"
     )
     workers: int = Field(1, ge=1, description="processes sharing the port (needs redis_url)")
 
-    upstream_url: str | None = None
+    upstream_url: HttpUrl | None = None
     upstream_timeout: float = Field(10.0, gt=0)
     upstream_attempts: int = Field(6, ge=1)
     upstream_max_seconds: float = Field(60.0, gt=0)
     upstream_backoff: float = Field(0.5, gt=0, description="first retry delay, doubled each time")
 
-    log_level: str = "INFO"
-    log_format: str = Field("text", pattern="^(text|json)$")
+    log_level: LogLevel = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = Field(True, description="one line per request, at INFO")
+    log_queue: int = Field(10_000, ge=1, description="log lines held while stderr is slow")
 
     templates_dir: Path = asset_dir("templates")
     static_dir: Path = asset_dir("static")
@@ -82,7 +86,10 @@ class Settings(BaseSettings):
         # Every watched session has a socket, so with fewer sockets than sessions there is
         # always an unwatched session to evict when the store is full: no one is refused.
         if self.max_sockets >= self.max_sessions:
-            raise ValueError("max_sockets must be lower than max_sessions")
+            raise ValueError(
+                f"BRIDGE_MAX_SOCKETS ({self.max_sockets}) must be lower than "
+                f"BRIDGE_MAX_SESSIONS ({self.max_sessions})"
+            )
         return self
 
     # Split once: the signing secrets are read on every callback.

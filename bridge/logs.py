@@ -154,7 +154,7 @@ def setup(level: str, fmt: str, access_log: bool = True, queue_size: int = QUEUE
         level=level.upper(), handlers=[DroppingQueueHandler(_writer.lines)], force=True
     )
     # Its own switch: the access log off leaves the application's INFO lines on.
-    logging.getLogger(ACCESS_LOGGER).setLevel(logging.INFO if access_log else logging.WARNING)
+    logging.getLogger(ACCESS_LOGGER).setLevel(logging.NOTSET if access_log else logging.WARNING)
     sys.excepthook = _log_crash
     threading.excepthook = _log_thread_crash
 

@@ -3,6 +3,7 @@ test bridge: unprivileged ports on 127.0.0.1, everything under a temporary prefi
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import re
@@ -93,11 +94,13 @@ http {{
         raise RuntimeError("nginx did not start")
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-            self.process = None
+        """SIGTERM (a fast shutdown), then SIGKILL if it lingers."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(10)
+            return
+        process.kill()
+        process.wait(10)

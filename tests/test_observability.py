@@ -16,9 +16,9 @@ import aiohttp
 import orjson
 
 from bridge.demo import samples
-from tests.helpers import TIMEOUT, until_ready
+from tests.helpers import TIMEOUT
 from tests.servers import ROOT, Bridge, _wait_for, free_port
-from tests.test_workers import children, owner_of
+from tests.test_workers import socket_on_each_worker
 
 F_SETPIPE_SZ = 1031  # from <linux/fcntl.h>
 
@@ -137,19 +137,8 @@ async def test_metrics_sum_over_workers_and_every_line_is_json(redis_url: str) -
         os.close(write_end)
         await asyncio.to_thread(_wait_for, bridge._healthy, "the workers", bridge.process)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as http:
-            by_worker: dict[int, aiohttp.ClientWebSocketResponse] = {}
-            for _ in range(100):
-                ws = await http.ws_connect(f"{bridge.url}/ws/counted-{len(by_worker)}")
-                await until_ready(ws)
-                owner = owner_of(ws, port, children(bridge.process.pid))
-                if owner in by_worker:
-                    await ws.close()
-                    continue
-                by_worker[owner] = ws
-                if len(by_worker) == 2:
-                    break
-            assert len(by_worker) == 2, "every connection went to the same worker"
-            body = orjson.dumps(samples.seed_callback("counted-0"))
+            by_worker = await socket_on_each_worker(http, bridge, "counted", 2)
+            body = orjson.dumps(samples.seed_callback("counted"))
             async with http.post(f"{bridge.url}/webhooks/airudder", data=body) as resp:
                 assert resp.status == 200
             for _ in range(6):  # new connections: the kernel spreads them over both workers

@@ -27,6 +27,8 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"me
 ACCESS_LOGGER = "aiohttp.access"
 QUEUE_SIZE = 10_000  # lines held while stderr is slow (BRIDGE_LOG_QUEUE)
 STOP_TIMEOUT = 2.0  # seconds the writer gets to drain at exit
+# Set by a handler that finds the call_id in the body (the webhook), for its access line.
+CALL_ID = web.RequestKey("call_id", str)
 
 DROPPED = Counter(
     "bridge_log_lines_dropped",
@@ -179,7 +181,7 @@ def _log_thread_crash(args: threading.ExceptHookArgs) -> None:
 class AccessLogger(AbstractAccessLogger):
     """One line per request, with the ``call_id`` as a field of its own: the route's (for
     ``/ws/{call_id}`` and ``/chat/{call_id}``) or the one a handler found in the body
-    (``request["call_id"]``, the webhook), so a session's requests can be found."""
+    (``request[CALL_ID]``, the webhook), so a session's requests can be found."""
 
     @property
     def enabled(self) -> bool:
@@ -188,7 +190,7 @@ class AccessLogger(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         match_info = getattr(request, "match_info", {})
-        call_id = match_info.get("call_id") or request.get("call_id")
+        call_id = match_info.get("call_id") or request.get(CALL_ID)
         extra: dict[str, object] = {"status": response.status}
         if call_id:
             extra["call_id"] = call_id

@@ -1,6 +1,6 @@
 /*
- * airudder-bridge chat widget: the embed entry point. Plain JavaScript, no build step, one
- * global (AIRudderChat):
+ * airudder-bridge chat widget: the embed entry point. Plain JavaScript, no build step, two
+ * globals (AIRudderChat, and AIRudderChatQueue for code that runs before this script):
  *
  *   <script src="https://BRIDGE/static/widget.js" data-call-id="..." defer></script>
  *

@@ -50,7 +50,7 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     if not settings.signing_secrets():
         log.warning("BRIDGE_SIGNING_SECRET is not set: callbacks are NOT verified (development)")
     fanout = app[FANOUT] = await open_fanout(settings, store)
-    app[METRICS].sessions.set_function(lambda: store.session_count() or 0)  # read when scraped
+    app[METRICS].count_sessions(store.session_count)
     yield
     await fanout.close()
     await store.close()

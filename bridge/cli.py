@@ -1,10 +1,14 @@
-"""``airudder-bridge serve`` (and ``python -m bridge serve``)."""
+"""airudder-bridge: AIRudder chatbot callbacks to a web chat widget over WebSockets.
+
+`airudder-bridge serve` runs the bridge (also `python -m bridge serve`); `airudder-bridge
+token CALL_ID` prints a widget token. Each command's --help lists its options."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import gc
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -12,16 +16,28 @@ from typing import Any
 
 from aiohttp import web
 
+from bridge import __version__, logs, startup, tokens, workers
 from bridge import forget as forgetting
-from bridge import logs, tokens, workers
 from bridge.app import create_app
 from bridge.config import Settings, StartupError
 
+log = logging.getLogger(__name__)
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="airudder-bridge", description=__doc__)
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="airudder-bridge", description=__doc__, formatter_class=raw
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command")
-    serve = commands.add_parser("serve", help="run the bridge (default)")
+    serve = commands.add_parser(
+        "serve",
+        help="run the bridge (default)",
+        description="Run the bridge. Settings come from BRIDGE_* environment variables.",
+        epilog=startup.settings_help(),
+        formatter_class=raw,
+    )
     serve.add_argument("--host", help="address to listen on (BRIDGE_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (BRIDGE_PORT, 8080)")
     serve.add_argument("--redis-url", help="use Redis for sessions (BRIDGE_REDIS_URL)")
@@ -31,7 +47,10 @@ def _parser() -> argparse.ArgumentParser:
         help="processes sharing the port; needs Redis (BRIDGE_WORKERS, 1)",
     )
     token = commands.add_parser(
-        "token", help="print a widget token for CALL_ID (signed with BRIDGE_WIDGET_SECRET)"
+        "token",
+        help="print a widget token for CALL_ID (signed with BRIDGE_WIDGET_SECRET)",
+        description="Print a widget token (a JWT, HS256) for CALL_ID, signed with the first "
+        "secret of BRIDGE_WIDGET_SECRET, the only setting it reads.",
     )
     token.add_argument("call_id", metavar="CALL_ID")
     token.add_argument("--ttl", type=int, default=3600, help="seconds it stays valid (3600)")
@@ -51,7 +70,7 @@ def forget_conversation(args: argparse.Namespace) -> None:
 
 
 def print_token(args: argparse.Namespace) -> None:
-    secrets = Settings().widget_secrets()
+    secrets = tokens.secrets_from_env()
     if not secrets:
         sys.exit("airudder-bridge token: BRIDGE_WIDGET_SECRET is not set")
     try:
@@ -71,18 +90,23 @@ def main(argv: list[str] | None = None) -> None:
     overrides: dict[str, Any] = {
         k: v for k, v in vars(args).items() if k != "command" and v is not None
     }
-    settings = Settings(**overrides)
-    logs.setup(settings.log_level, settings.log_format)
+    settings = startup.load(overrides)
+    setup_logs(settings)
+    startup.warn(settings)
     if args.command not in (None, "serve"):  # pragma: no cover - argparse rejects these
         sys.exit(2)
+    refusal = workers.refusal(settings)
+    if refusal:
+        startup.fail([refusal])
+    startup.check_address(settings, reuse_port=settings.workers > 1)
     if settings.workers == 1:
         serve(settings)
         return
-    refusal = workers.refusal(settings)
-    if refusal:
-        print(f"airudder-bridge: {refusal}", file=sys.stderr)
-        sys.exit(2)
     sys.exit(workers.supervise(settings, worker))
+
+
+def setup_logs(settings: Settings) -> None:
+    logs.setup(settings.log_level, settings.log_format, settings.access_log, settings.log_queue)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -114,19 +138,20 @@ def serve(settings: Settings, reuse_port: bool = False) -> None:
             loop=new_event_loop(),
         )
     except StartupError as exc:  # the operator's to fix: one line, no traceback
-        print(f"airudder-bridge: {exc}", file=sys.stderr)
-        sys.exit(2)
+        startup.fail([str(exc)])
 
 
 def _announcer(settings: Settings) -> Callable[[str], None]:
     """aiohttp's "Running on ..." line, plus where a newcomer should look first."""
 
     def announce(line: str) -> None:
-        print(line)
-        if settings.demo_enabled() and "Running on" in line:
+        if "Running on" not in line:
+            return  # "(Press CTRL+C to quit)"
+        log.info("%s", line.splitlines()[0].strip("= "))  # a log line: JSON in JSON mode
+        if settings.demo_enabled():
             wildcard = settings.host in ("0.0.0.0", "::", "")  # noqa: S104 - only compared
             host = "127.0.0.1" if wildcard else settings.host
-            print(f"Demo page: http://{host}:{settings.port}/demo", flush=True)
+            log.info("Demo page: http://%s:%s/demo", host, settings.port)
 
     return announce
 
@@ -137,5 +162,12 @@ def worker(settings: Settings) -> None:
     # exactly one SIGTERM on (a second signal would interrupt the graceful shutdown).
     os.setpgrp()
     workers.die_with_parent()
-    logs.setup(settings.log_level, settings.log_format)
-    serve(settings, reuse_port=True)
+    setup_logs(settings)
+    try:
+        serve(settings, reuse_port=True)
+    except BaseException as exc:  # multiprocessing would print it raw: log it, JSON or not
+        if not isinstance(exc, SystemExit | KeyboardInterrupt):
+            log.critical("worker crashed: %s", exc, exc_info=True)
+            logs.stop()
+            sys.exit(1)
+        raise

@@ -10,8 +10,8 @@ from typing import Literal
 from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# templates/ and static/ sit beside the package in the source tree (installed with `pip -e`).
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from bridge.assets import asset_dir
+from bridge.setting_types import Host, HttpUrl, LogLevel, Origins, RedisUrl
 
 
 class StartupError(Exception):
@@ -29,7 +29,7 @@ class SignScheme(StrEnum):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BRIDGE_", extra="ignore")
 
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
 
     # Comma-separated: during a rotation both the old and the new secret are accepted.
@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     widget_secret: SecretStr | None = None
     # Comma-separated origins (https://shop.example) whose pages may open sockets and
     # embed the widget; empty = any origin (development only).
-    allowed_origins: str = ""
+    allowed_origins: Origins = ""
     # /demo and /demo/send, which post (signed) sample callbacks to ANY call_id for anyone
     # who asks. Unset: on only in development (no signing or widget secret set).
     demo: bool | None = None
@@ -72,13 +72,13 @@ class Settings(BaseSettings):
     data_dir: Path | None = Field(
         None, description="the SQLite store's directory; default: the platform's state dir"
     )
-    redis_url: str | None = Field(None, description="sessions in Redis, shared by processes")
+    redis_url: RedisUrl | None = Field(None, description="sessions in Redis, shared by processes")
     redis_timeout: float = Field(
         5.0, gt=0, description="seconds a Redis call may take before the store counts as down"
     )
     workers: int = Field(1, ge=1, description="processes sharing the port (needs redis_url)")
 
-    upstream_url: str | None = None
+    upstream_url: HttpUrl | None = None
     upstream_timeout: float = Field(10.0, gt=0)
     upstream_attempts: int = Field(6, ge=1)
     upstream_max_seconds: float = Field(60.0, gt=0)
@@ -87,20 +87,25 @@ class Settings(BaseSettings):
         5.0, gt=0, description="seconds between looks for queued messages nobody forwards"
     )
 
-    log_level: str = "INFO"
-    log_format: str = Field("text", pattern="^(text|json)$")
+    log_level: LogLevel = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = Field(True, description="one line per request, at INFO")
+    log_queue: int = Field(10_000, ge=1, description="log lines held while stderr is slow")
 
-    templates_dir: Path = PROJECT_DIR / "templates"
-    static_dir: Path = PROJECT_DIR / "static"
+    templates_dir: Path = asset_dir("templates")
+    static_dir: Path = asset_dir("static")
 
     @model_validator(mode="after")
     def _room_to_evict(self) -> Settings:
         # Every watched session has a socket, so with fewer sockets than sessions there is
         # always an unwatched session to evict when the store is full: no one is refused.
         if self.max_sockets >= self.max_sessions:
-            raise ValueError("max_sockets must be lower than max_sessions")
+            raise ValueError(
+                f"BRIDGE_MAX_SOCKETS ({self.max_sockets}) must be lower than "
+                f"BRIDGE_MAX_SESSIONS ({self.max_sessions})"
+            )
         if self.store_kind() == "redis" and not self.redis_url:
-            raise ValueError("store redis needs redis_url")
+            raise ValueError("BRIDGE_STORE=redis needs BRIDGE_REDIS_URL")
         return self
 
     # Split once: the signing secrets are read on every callback.

@@ -1,17 +1,40 @@
-"""Logging: human-readable lines, or one JSON object per line for log collectors."""
+"""Logging: human-readable lines, or one JSON object per line for log collectors.
+
+Nothing that logs ever waits for stderr: records go into a bounded queue and one thread
+writes them. When stderr's reader stalls the queue fills and further lines are dropped,
+counted in ``bridge_log_lines_dropped_total``; the event loop keeps serving and SIGTERM
+still stops the process. ``call_id`` is on every line that has one, in both formats.
+"""
 
 from __future__ import annotations
 
+import atexit
 import logging
+import queue
 import re
 import sys
+import threading
 import time
+from types import TracebackType
+from typing import TextIO
 
 import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from prometheus_client import Counter
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+ACCESS_LOGGER = "aiohttp.access"
+QUEUE_SIZE = 10_000  # lines held while stderr is slow (BRIDGE_LOG_QUEUE)
+STOP_TIMEOUT = 2.0  # seconds the writer gets to drain at exit
+# Set by a handler that finds the call_id in the body (the webhook), for its access line.
+CALL_ID = web.RequestKey("call_id", str)
+
+DROPPED = Counter(
+    "bridge_log_lines_dropped",
+    "Log lines dropped because stderr was not read fast enough",
+    registry=None,  # registered in each app's registry by bridge.metrics
+)
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,10 +47,26 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         # Fields passed with extra= (call_id above all) become keys of their own.
-        entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+        entry.update(
+            {k: v for k, v in record.__dict__.items() if k not in _STANDARD and v is not None}
+        )
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exc"] = record.exc_text
         return orjson.dumps(entry, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message call_id=...``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        call_id = getattr(record, "call_id", None)
+        return f"{line} call_id={call_id}" if call_id else line
 
 
 class RedactTokens(logging.Filter):
@@ -49,19 +88,100 @@ class RedactTokens(logging.Filter):
         return self.PATTERN.sub(r"\1[redacted]", text)
 
 
-def setup(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RedactTokens())
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+class DroppingQueueHandler(logging.Handler):
+    """Hands records to the writer thread; never blocks: a full queue drops the line."""
+
+    def __init__(self, lines: queue.Queue[logging.LogRecord | None]) -> None:
+        super().__init__()
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.put_nowait(self._prepare(record))
+        except queue.Full:
+            DROPPED.inc()
+        except Exception:  # pragma: no cover - as logging.Handler does
+            self.handleError(record)
+
+    def _prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        """Freeze what may change after this call (the args, the exception)."""
+        prepared = logging.makeLogRecord(record.__dict__)
+        prepared.msg, prepared.args = record.getMessage(), None
+        if record.exc_info:
+            prepared.exc_text = logging.Formatter().formatException(record.exc_info)
+            prepared.exc_info = None
+        return prepared
+
+
+class Writer(threading.Thread):
+    """The one thread that writes log lines to the stream (stderr)."""
+
+    def __init__(self, formatter: logging.Formatter, stream: TextIO, size: int) -> None:
+        super().__init__(name="log-writer", daemon=True)
+        self.lines: queue.Queue[logging.LogRecord | None] = queue.Queue(maxsize=size)
+        self.formatter = formatter
+        self.stream = stream
+        self.redact = RedactTokens()
+
+    def run(self) -> None:
+        while (record := self.lines.get()) is not None:
+            try:
+                self.redact.filter(record)
+                self.stream.write(self.formatter.format(record) + "\n")
+                self.stream.flush()
+            except Exception:  # noqa: S112 - a line that cannot be written is dropped
+                continue
+
+    def stop(self) -> None:
+        """Write what is queued, waiting a bounded time (stderr may be stalled)."""
+        try:
+            self.lines.put(None, timeout=STOP_TIMEOUT)
+        except queue.Full:
+            return
+        self.join(STOP_TIMEOUT)
+
+
+_writer: Writer | None = None
+
+
+def setup(level: str, fmt: str, access_log: bool = True, queue_size: int = QUEUE_SIZE) -> None:
+    """Route every logger, uncaught exceptions included, through the queue to stderr."""
+    global _writer
+    if _writer is not None:
+        _writer.stop()
+    formatter = JsonFormatter() if fmt == "json" else TextFormatter()
+    _writer = Writer(formatter, sys.stderr, queue_size)
+    _writer.start()
+    logging.basicConfig(
+        level=level.upper(), handlers=[DroppingQueueHandler(_writer.lines)], force=True
+    )
+    # Its own switch: the access log off leaves the application's INFO lines on.
+    logging.getLogger(ACCESS_LOGGER).setLevel(logging.NOTSET if access_log else logging.WARNING)
+    sys.excepthook = _log_crash
+    threading.excepthook = _log_thread_crash
+
+
+def stop() -> None:
+    if _writer is not None:
+        _writer.stop()
+
+
+atexit.register(stop)
+
+
+def _log_crash(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    logging.getLogger("bridge").critical("crashed: %s", exc, exc_info=(kind, exc, tb))
+
+
+def _log_thread_crash(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is not None:
+        _log_crash(args.exc_type, args.exc_value, args.exc_traceback)
 
 
 class AccessLogger(AbstractAccessLogger):
-    """One line per request, with the route's ``call_id`` as a field of its own (for
-    ``/ws/{call_id}`` and ``/chat/{call_id}``) so a session's requests can be found."""
+    """One line per request, with the ``call_id`` as a field of its own: the route's (for
+    ``/ws/{call_id}`` and ``/chat/{call_id}``) or the one a handler found in the body
+    (``request[CALL_ID]``, the webhook), so a session's requests can be found."""
 
     @property
     def enabled(self) -> bool:
@@ -70,6 +190,10 @@ class AccessLogger(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         match_info = getattr(request, "match_info", {})
+        call_id = match_info.get("call_id") or request.get(CALL_ID)
+        extra: dict[str, object] = {"status": response.status}
+        if call_id:
+            extra["call_id"] = call_id
         self.logger.info(
             '%s "%s %s" %s %.3fs',
             request.remote,
@@ -77,5 +201,5 @@ class AccessLogger(AbstractAccessLogger):
             request.path_qs,
             response.status,
             time,
-            extra={"call_id": match_info.get("call_id"), "status": response.status},
+            extra=extra,
         )

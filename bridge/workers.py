@@ -11,8 +11,10 @@ import ctypes
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -20,7 +22,10 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from prometheus_client import multiprocess
+
 from bridge.config import Settings
+from bridge.metrics import MULTIPROC_DIR
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +77,11 @@ def supervise(settings: Settings, worker: Worker) -> int:
         process.start()
         return process
 
+    # Every worker's metrics in files here, summed by whichever answers /metrics.
+    metrics_dir = os.environ[MULTIPROC_DIR] = tempfile.mkdtemp(prefix="airudder-bridge-metrics-")
     workers = [start(n) for n in range(settings.workers)]
     restarts: deque[float] = deque(maxlen=RESTART_LIMIT[0])
-    print(
-        f"======== {settings.workers} workers on http://{settings.host}:{settings.port} ========",
-        flush=True,
-    )
+    log.info("%d workers on http://%s:%s", settings.workers, settings.host, settings.port)
     code = 0
     while not stopping:
         wait([process.sentinel for process in workers], timeout=0.5)
@@ -91,6 +95,8 @@ def supervise(settings: Settings, worker: Worker) -> int:
                 break
             log.warning("worker %d exited with %s; restarting it", number, process.exitcode)
             restarts.append(now)
+            if process.pid is not None:
+                multiprocess.mark_process_dead(process.pid, metrics_dir)  # type: ignore[no-untyped-call]
             workers[number] = start(number)
     for process in workers:
         if process.is_alive():
@@ -101,4 +107,5 @@ def supervise(settings: Settings, worker: Worker) -> int:
         if process.is_alive():
             process.kill()
             process.join()
+    shutil.rmtree(metrics_dir, ignore_errors=True)
     return code

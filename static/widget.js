@@ -1,6 +1,6 @@
 /*
- * airudder-bridge chat widget: the embed entry point. Plain JavaScript, no build step, one
- * global (AIRudderChat):
+ * airudder-bridge chat widget: the embed entry point. Plain JavaScript, no build step, two
+ * globals (AIRudderChat, and AIRudderChatQueue for code that runs before this script):
  *
  *   <script src="https://BRIDGE/static/widget.js" data-call-id="..." defer></script>
  *
@@ -144,4 +144,19 @@
     if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", auto);
     else auto();
   }
+
+  // Page code that runs before this script (a defer or async tag) queues itself here:
+  //   (window.AIRudderChatQueue ||= []).push((AIRudderChat) => { ... });
+  // or waits for the "airudderchat:ready" event on document. Queued later, it runs at once.
+  const run = (fn) => {
+    try {
+      fn(window.AIRudderChat);
+    } catch (err) {
+      console.error("AIRudderChat: queued code failed", err);
+    }
+  };
+  const queued = Array.isArray(window.AIRudderChatQueue) ? window.AIRudderChatQueue : [];
+  window.AIRudderChatQueue = { push: (...fns) => fns.forEach(run) };
+  queued.forEach(run);
+  document.dispatchEvent(new CustomEvent("airudderchat:ready", { detail: window.AIRudderChat }));
 })();

@@ -372,7 +372,7 @@ async def test_full_store_evicts_the_longest_idle_unwatched_session(
 
 
 def test_settings_keep_room_to_evict() -> None:
-    with pytest.raises(ValidationError, match="max_sockets must be lower than max_sessions"):
+    with pytest.raises(ValidationError, match=r"BRIDGE_MAX_SOCKETS \(10\) must be lower"):
         Settings(max_sessions=10, max_sockets=10)
 
 

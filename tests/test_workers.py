@@ -70,6 +70,27 @@ def owner_of(connection: ClientWebSocketResponse, server_port: int, pids: set[in
     raise AssertionError("no worker holds the connection")
 
 
+async def socket_on_each_worker(
+    http: aiohttp.ClientSession, bridge: Bridge, call_id: str, workers: int
+) -> dict[int, ClientWebSocketResponse]:
+    """A ready socket on ``call_id`` held by each worker, by pid. The kernel picks a worker
+    per connection: connect until each has one."""
+    assert bridge.process is not None
+    by_worker: dict[int, ClientWebSocketResponse] = {}
+    for _ in range(100):
+        ws = await http.ws_connect(f"{bridge.url}/ws/{call_id}")
+        await until_ready(ws)
+        owner = owner_of(ws, bridge.port, children(bridge.process.pid))
+        if owner in by_worker:
+            await ws.close()
+            await asyncio.sleep(0.05)
+        else:
+            by_worker[owner] = ws
+        if len(by_worker) == workers:
+            return by_worker
+    raise AssertionError("every connection went to the same worker")
+
+
 def test_several_workers_need_redis_and_say_so() -> None:
     env = {k: v for k, v in os.environ.items() if k != "BRIDGE_REDIS_URL"}
     done = subprocess.run(
@@ -95,20 +116,7 @@ async def test_two_workers_share_the_port_and_deliver_across_workers(redis_url: 
                 assert resp.status == 200 and await resp.json() == {"status": "ok", "store": "up"}
             async with http.get(f"{bridge.url}/demo") as resp:
                 assert resp.status == 200 and "text/html" in resp.headers["Content-Type"]
-            # The kernel picks a worker per connection: connect until both have one.
-            by_worker: dict[int, ClientWebSocketResponse] = {}
-            for _ in range(100):
-                ws = await http.ws_connect(f"{bridge.url}/ws/shared")
-                await until_ready(ws)
-                owner = owner_of(ws, port, children(bridge.process.pid))
-                if owner in by_worker:
-                    await ws.close()
-                    await asyncio.sleep(0.05)  # a pace between tries, not a wait for anything
-                else:
-                    by_worker[owner] = ws
-                if len(by_worker) == 2:
-                    break
-            assert len(by_worker) == 2, "every connection went to the same worker"
+            by_worker = await socket_on_each_worker(http, bridge, "shared", 2)
             # The callback lands on one worker; the socket on the other gets it through Redis.
             body = orjson.dumps(samples.seed_callback("shared"))
             async with http.post(f"{bridge.url}/webhooks/airudder", data=body) as resp:

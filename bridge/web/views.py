@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 
-from bridge import widget
+from bridge import logs, widget
 from bridge.keys import FANOUT, METRICS, SETTINGS, SLOTS, STORE
 from bridge.limits import FrameGate
 from bridge.live.socket import Socket
@@ -31,6 +31,7 @@ async def callback(request: web.Request) -> web.Response:
         payload = airudder.parse_callback(body)
     except ValidationError as exc:
         raise invalid_body(exc, "invalid_payload") from None
+    request[logs.CALL_ID] = payload.call_id  # for the access log
     if payload.event != airudder.MESSAGE_SEND:
         log.warning("ignored callback event %r", payload.event, extra={"call_id": payload.call_id})
         metrics.callbacks.labels("other", "ignored").inc()
@@ -79,7 +80,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(
-        body=generate_latest(request.app[METRICS].registry),
+        body=request.app[METRICS].exposition(),
         headers={"Content-Type": CONTENT_TYPE_LATEST},
     )
 

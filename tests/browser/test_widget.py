@@ -256,7 +256,10 @@ def test_floating_widget_on_a_host_page(page: Page, bridge: Bridge, host_site: H
     launcher = page.get_by_role("button", name="Open chat")
     expect(launcher).to_be_visible()
     assert page.evaluate(STYLE_PROBE) == before
-    assert page.evaluate("Object.keys(window).filter(k => /airudder/i.test(k))") == ["AIRudderChat"]
+    assert page.evaluate("Object.keys(window).filter(k => /airudder/i.test(k))") == [
+        "AIRudderChat",
+        "AIRudderChatQueue",
+    ]
     # The host page's `button { background: red }` does not reach into the widget.
     assert launcher.evaluate("b => getComputedStyle(b).backgroundColor") != "rgb(255, 0, 0)"
 

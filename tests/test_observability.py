@@ -17,7 +17,7 @@ import orjson
 
 from bridge.demo import samples
 from tests.helpers import TIMEOUT
-from tests.servers import ROOT, Bridge, _wait_for, free_port
+from tests.servers import ROOT, Bridge, free_port, wait_for
 from tests.test_workers import socket_on_each_worker
 
 F_SETPIPE_SZ = 1031  # from <linux/fcntl.h>
@@ -46,7 +46,7 @@ async def test_a_stalled_stderr_drops_lines_but_never_the_server() -> None:
     os.close(write_end)
     try:
         probe = Bridge(port)
-        await asyncio.to_thread(_wait_for, probe._healthy, "the bridge", process)
+        await asyncio.to_thread(wait_for, probe._healthy, "the bridge", process)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as http:
             for _ in range(300):  # ~100 bytes of access log each: far more than the pipe
                 async with http.get(f"{probe.url}/healthz") as resp:
@@ -135,7 +135,7 @@ async def test_metrics_sum_over_workers_and_every_line_is_json(redis_url: str) -
             cwd=ROOT, env=bridge.env, stderr=write_end, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         os.close(write_end)
-        await asyncio.to_thread(_wait_for, bridge._healthy, "the workers", bridge.process)
+        await asyncio.to_thread(wait_for, bridge._healthy, "the workers", bridge.process)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as http:
             by_worker = await socket_on_each_worker(http, bridge, "counted", 2)
             body = orjson.dumps(samples.seed_callback("counted"))

@@ -23,7 +23,7 @@ import pytest
 
 from bridge import __version__
 from tests.helpers import TIMEOUT, until_ready
-from tests.servers import ROOT, Bridge, _wait_for, free_port
+from tests.servers import ROOT, Bridge, free_port, wait_for
 
 
 def tracked(*folders: str) -> set[str]:
@@ -69,7 +69,7 @@ class InstalledBridge(Bridge):
         command = [str(self.bin_dir / "airudder-bridge"), "serve", "--port", str(self.port)]
         self.process = subprocess.Popen(command, cwd=self.cwd, env=self.env)
         try:
-            _wait_for(self._healthy, "the installed bridge", self.process)
+            wait_for(self._healthy, "the installed bridge", self.process)
         except RuntimeError:
             self.kill()
             raise

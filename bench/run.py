@@ -33,8 +33,8 @@ from bench.servers import (
 from bridge.cli import new_event_loop
 
 RESULTS = ROOT / "bench" / "results"
-SYSTEMS = ("bridge-memory", "bridge-redis", "B0", "B1", "B2")
-SOCKET_SYSTEMS = ("bridge-memory", "bridge-redis", "B1", "B2")  # B0 has no sockets
+SYSTEMS = ("bridge-sqlite", "bridge-memory", "bridge-redis", "B0", "B1", "B2")
+SOCKET_SYSTEMS = ("bridge-sqlite", "bridge-memory", "bridge-redis", "B1", "B2")  # B0: none
 
 
 @dataclass

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,8 +146,11 @@ def command(system: str, port: int, redis_url: str | None) -> tuple[list[str], d
         out = str(ROOT / "bench" / "results" / f"profile-{bridge}.txt")
         profiler = [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", out]
         return [*profiler, *cmd[1:]], env  # cmd[0] is the interpreter
+    if system == "bridge-sqlite":  # the default store, in a data directory of its own
+        data_dir = tempfile.mkdtemp(prefix="bench-data-")
+        return [*BRIDGE, str(port)], {**BRIDGE_ENV, "BRIDGE_DATA_DIR": data_dir}
     if system == "bridge-memory":
-        return [*BRIDGE, str(port)], BRIDGE_ENV
+        return [*BRIDGE, str(port)], {**BRIDGE_ENV, "BRIDGE_STORE": "memory"}
     if system == "bridge-redis":
         assert redis_url
         return [*BRIDGE, str(port), "--redis-url", redis_url], BRIDGE_ENV

@@ -162,7 +162,7 @@ class MemoryStore(Store):
                 session.queue.append(_Queued(seq, outgoing, time.time()))
                 frames.append(session.status(seq, "sending"))
         if new:
-            self._seen.add(call_id, list(new.items()), time.time())
+            self._seen.add(call_id, new, time.time())
         session.trim(self.history_limit, self.history_bytes)
         return Appended(session.epoch, seqs, frames)
 

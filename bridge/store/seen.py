@@ -64,8 +64,8 @@ class Seen:
         record = self.records.get(call_id)
         return next(reversed(record.keys.values()), 0) if record is not None else 0
 
-    def add(self, call_id: str, new: list[tuple[str, int]], now: float) -> None:
-        """Remember ``(key, ordinal)`` pairs, ordinals ascending, then apply the bounds."""
+    def add(self, call_id: str, new: dict[str, int], now: float) -> None:
+        """Remember keys with their ordinals (ascending), then apply the bounds."""
         record = self.records.get(call_id)
         if record is None:
             record = self.records[call_id] = Record()

@@ -27,8 +27,12 @@ HISTORY_BYTES = 2 << 20  # the default
 def bridge() -> Iterator[Bridge]:
     """A bridge taking 1 MB messages: in 2 MB bodies, up to 1.5 MB each (of a budget of
     2 MiB), so that only the byte budget bounds what a conversation keeps."""
-    limits = {"BRIDGE_MAX_BODY_BYTES": str(2 << 20), "BRIDGE_MAX_MESSAGE_BYTES": "1500000"}
-    running = Bridge(free_port(), BRIDGE_SIGNING_SECRET=SECRET.decode(), **limits).start()
+    running = Bridge(
+        free_port(),
+        BRIDGE_SIGNING_SECRET=SECRET.decode(),
+        BRIDGE_MAX_BODY_BYTES=str(2 << 20),
+        BRIDGE_MAX_MESSAGE_BYTES="1500000",
+    ).start()
     try:
         yield running
     finally:

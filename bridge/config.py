@@ -48,6 +48,13 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     history_limit: int = Field(500, ge=1, description="messages kept per call_id")
+    history_bytes: int = Field(2 << 20, ge=1024, description="message bytes kept per call_id")
+    max_message_bytes: int = Field(64 << 10, ge=256, description="largest encoded message")
+    # De-duplication outlives the session (README, Security: "Replayed callbacks").
+    dedup_retention: float = Field(86400.0, gt=0, description="seconds after a call's last")
+    dedup_per_call: int = Field(5000, ge=1, description="identities remembered per call_id")
+    dedup_total: int = Field(500_000, ge=1, description="identities remembered in all")
+    max_callback_age: float | None = Field(None, gt=0, description="seconds; unset: no check")
     session_ttl: float = Field(3600.0, gt=0, description="seconds an idle session is kept")
     sweep_interval: float = Field(30.0, gt=0)
     max_sessions: int = Field(
@@ -104,6 +111,8 @@ class Settings(BaseSettings):
                 f"BRIDGE_MAX_SOCKETS ({self.max_sockets}) must be lower than "
                 f"BRIDGE_MAX_SESSIONS ({self.max_sessions})"
             )
+        if self.max_message_bytes > self.history_bytes:
+            raise ValueError("BRIDGE_MAX_MESSAGE_BYTES must not exceed BRIDGE_HISTORY_BYTES")
         if self.store_kind() == "redis" and not self.redis_url:
             raise ValueError("BRIDGE_STORE=redis needs BRIDGE_REDIS_URL")
         return self

@@ -154,8 +154,9 @@ class ErrorLog(logging.Handler):
 
 
 @pytest.fixture(scope="module")
-def harness() -> Iterator[Harness]:
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     bridge = Harness(
+        data_dir=tmp_path_factory.mktemp("fuzz"),  # not the user's: a session from a run before
         max_body_bytes=MAX_BODY,
         ws_max_msg_size=MAX_FRAME,
         ws_heartbeat=3600,  # the frame fuzzer answers no pings of its own

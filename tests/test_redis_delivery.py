@@ -56,9 +56,11 @@ async def job(store: RedisStore, call_id: str, seq: int) -> Outgoing:
 
 
 def expiries(redis_server: RedisServer, call_id: str) -> set[int]:
-    """PTTL of each existing key of the session: -1 is "no expiry"."""
+    """PTTL of each existing key of the session: -1 is "no expiry". Not the de-duplication
+    keys': they outlive the session, with an expiry of their own."""
+    keys = SessionKeys.of(call_id)
     with redis_server.client() as admin:
-        return {admin.pttl(key) for key in SessionKeys.of(call_id) if admin.exists(key)}
+        return {admin.pttl(key) for key in keys if key != keys.dedup and admin.exists(key)}
 
 
 async def test_a_conversation_with_messages_for_the_bot_does_not_expire_until_settled(

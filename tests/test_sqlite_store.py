@@ -29,7 +29,7 @@ from tests.helpers import TIMEOUT, nothing_more, until_ready
 from tests.servers import ROOT, Bridge, free_port
 from tests.test_store_contract import person, seed_items
 
-TABLES = sqlite_file.TABLES
+TABLES = tuple(sqlite_file.COLUMNS)  # the sessions' tables and seen
 
 
 def settings(data_dir: Path, **more: Any) -> Settings:
@@ -46,7 +46,8 @@ def state(store: SqliteStore, call_id: str) -> tuple[Any, ...]:
     """Everything a session holds but the sockets' count and its idle clock."""
     s = store._sessions[call_id]
     queue = [(q.seq, q.body, q.queued_at, q.failed) for q in s.queue]
-    kept = (s.epoch, s.last_seq, s.history, list(s.keys.items()), s.answered, s.statuses)
+    keys = list(store._seen.keys(call_id).items())
+    kept = (s.epoch, s.last_seq, s.base, s.history, s.nbytes, keys, s.answered, s.statuses)
     return copy.deepcopy((*kept, s.envelope, queue))
 
 
@@ -73,7 +74,7 @@ async def fill(store: SqliteStore) -> None:
         job = await store.next_outgoing("full")
         assert job is not None
         await store.settle("full", job, sent=sent, detail=None if sent else "HTTP 500")
-    for i in range(6):  # 10..15: keys past 2 x the limit, the oldest go
+    for i in range(6):  # 10..15
         await store.append("full", [(f"k{i}", person("full", f"p{i}"))])
     await store.set_status("full", 15, "sent")
     [choices] = (await store.append("full", [items[6]])).seqs  # 16
@@ -99,10 +100,8 @@ async def test_a_reopened_store_gives_back_everything(tmp_path: Path) -> None:
             await store.append("full", [("tap2", person("full", "B", pick))], answer=pick)
     finally:
         await store.close()
-    assert rows(tmp_path, "full")["messages"] == 10, "2 x the history: the keys"
-    with sqlite3.connect(tmp_path / sqlite_file.DB_NAME) as conn:
-        shown = "SELECT count(*) FROM messages WHERE call_id = 'full' AND frame IS NOT NULL"
-        assert conn.execute(shown).fetchone()[0] == 5
+    counts = rows(tmp_path, "full")
+    assert (counts["messages"], counts["seen"]) == (5, 17), "the history; every key"
 
 
 async def test_a_second_store_on_one_directory_is_refused(tmp_path: Path) -> None:
@@ -167,7 +166,7 @@ async def test_the_directory_and_files_are_private(tmp_path: Path) -> None:
 
 
 async def test_expiry_and_forget_delete_rows_and_the_file_stays_small(tmp_path: Path) -> None:
-    store = await opened(tmp_path, session_ttl=60.0)
+    store = await opened(tmp_path, session_ttl=60.0, dedup_total=7)  # seen stays small too
     try:
         await store.append("kept", [("user:a", person("kept", "a"))], outgoing=b"body-a")
         pages = []
@@ -179,10 +178,10 @@ async def test_expiry_and_forget_delete_rows_and_the_file_stays_small(tmp_path: 
             with sqlite3.connect(tmp_path / sqlite_file.DB_NAME) as conn:
                 pages.append(conn.execute("PRAGMA page_count").fetchone()[0])
         only_kept = {"sessions": 1, "messages": 1, "answered": 0, "statuses": 1, "queue": 1}
-        assert rows(tmp_path) == only_kept, "queued for the bot: kept"
+        assert rows(tmp_path) == {**only_kept, "seen": 7}, "queued for the bot: kept"
         assert max(pages) <= pages[0] + 2, f"the file grew: {pages} pages"
         assert await store.forget("kept")
-        assert set(rows(tmp_path).values()) == {0}
+        assert set(rows(tmp_path, "kept").values()) == {0}
     finally:
         await store.close()
 
@@ -198,7 +197,8 @@ async def test_idle_sessions_in_the_file_are_deleted_at_start(tmp_path: Path) ->
     store = await opened(tmp_path)
     try:
         assert "old" not in store._sessions and "new" in store._sessions
-        assert set(rows(tmp_path, "old").values()) == {0}
+        gone = dict.fromkeys(sqlite_file.TABLES, 0)
+        assert rows(tmp_path, "old") == {**gone, "seen": 7}, "its keys outlive it"
     finally:
         await store.close()
 

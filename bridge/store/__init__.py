@@ -23,7 +23,8 @@ Item = tuple[str, WidgetMessage]  # (de-duplication key, message with seq 0)
 @dataclass(frozen=True, slots=True)
 class Appended:
     """What one append did: the seq of every item (an item stored before keeps its old
-    seq) and the frames it newly stored, for live delivery."""
+    seq, or 0 if it was stored in an earlier life of the session: its identity outlives the
+    session, see :mod:`.seen`) and the frames it newly stored, for live delivery."""
 
     epoch: str
     seqs: list[int]

@@ -15,8 +15,9 @@ from bridge.config import Settings
 from bridge.frames import DeliveryStatus, MessageFrame, StatusFrame
 from bridge.refusals import Refusal
 from bridge.store import Appended, Entry, Item, Outgoing, Replay, Store, Waiting
+from bridge.store.seen import Seen, encoded
 from bridge.vendor.airudder import Envelope
-from bridge.widget import ReplyTo, WidgetMessage, frame_parts
+from bridge.widget import ReplyTo, WidgetMessage
 
 
 @dataclass(slots=True)
@@ -37,7 +38,8 @@ class _Session:
     # messages cost little memory and nothing to the garbage collector; find() decodes.
     # A list, not a deque: an empty deque allocates a 64-slot block (~0.7 KB).
     history: list[tuple[int, str, bytes]] = field(default_factory=list)
-    keys: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    nbytes: int = 0  # of the history's frames
+    base: int = 0  # a message's de-duplication key has ordinal base + seq (see .seen)
     answered: dict[int, str] = field(default_factory=dict)
     statuses: dict[int, bytes] = field(default_factory=dict)
     envelope: Envelope | None = None
@@ -56,23 +58,32 @@ class _Session:
     def first_seq(self) -> int:
         return self.history[0][0] if self.history else self.last_seq + 1
 
-    def trim(self, limit: int) -> None:
-        if len(self.history) > limit:
-            del self.history[: len(self.history) - limit]
+    def trim(self, limit: int, budget: int) -> None:
+        """At most ``limit`` messages and ``budget`` bytes of frames (the newest always)."""
+        drop = max(0, len(self.history) - limit)
+        nbytes = self.nbytes - sum(len(frame) for _, _, frame in self.history[:drop])
+        while nbytes > budget and drop < len(self.history) - 1:
+            nbytes -= len(self.history[drop][2])
+            drop += 1
+        if drop:
+            del self.history[:drop]
+            self.nbytes = nbytes
         oldest = self.first_seq()
         queued = {q.seq for q in self.queue}
         for table in (self.answered, self.statuses):
             for seq in [s for s in table if s < oldest and s not in queued]:
                 del table[seq]
-        # Retries come soon after the original: remembering 2x the history is plenty.
-        while len(self.keys) > 2 * limit:
-            self.keys.popitem(last=False)
 
 
 class MemoryStore(Store):
     def __init__(self, settings: Settings) -> None:
         super().__init__()
         self.history_limit = settings.history_limit
+        self.history_bytes = settings.history_bytes
+        self.max_message_bytes = settings.max_message_bytes
+        self._seen = Seen(
+            settings.dedup_retention, settings.dedup_per_call, settings.dedup_total, self._unseen
+        )
         self.session_ttl = settings.session_ttl
         self.sweep_interval = settings.sweep_interval
         self.max_sessions = settings.max_sessions
@@ -85,7 +96,7 @@ class MemoryStore(Store):
         if session is None:
             if len(self._sessions) >= self.max_sessions:
                 self._evict_one()
-            session = self._sessions[call_id] = _Session()
+            session = self._sessions[call_id] = _Session(base=self._seen.newest(call_id))
         else:
             self._sessions.move_to_end(call_id)
         session.touched = time.monotonic()
@@ -105,6 +116,10 @@ class MemoryStore(Store):
         """Hook: ``call_id`` left memory (evicted, expired or forgotten). A store that keeps
         sessions elsewhere too (SQLite) deletes them there."""
 
+    def _unseen(self, call_id: str, below: int | None) -> None:
+        """Hook: ``call_id``'s de-duplication keys below ordinal ``below`` (None: all) are
+        forgotten (bounds, retention)."""
+
     def session_count(self) -> int:
         return len(self._sessions)
 
@@ -117,8 +132,10 @@ class MemoryStore(Store):
         answer: ReplyTo | None = None,
         outgoing: bytes | None = None,
     ) -> Appended:
+        parts = encoded(items, self.max_message_bytes)  # or refused: nothing changed
         session = self._session(call_id)
-        fresh = [key for key, _ in items if key not in session.keys]
+        keys = self._seen.keys(call_id)
+        fresh = [key for key, _ in items if key not in keys]
         if answer is not None and fresh and answer.seq in session.answered:
             raise Refusal("already_answered", f"message {answer.seq} was answered already")
         if envelope is not None:
@@ -127,21 +144,26 @@ class MemoryStore(Store):
             session.answered[answer.seq] = answer.option_id
         seqs: list[int] = []
         frames: list[Entry] = []
-        for key, draft in items:
-            if key in session.keys:
-                seqs.append(session.keys[key])
+        new: dict[str, int] = {}
+        base = session.base
+        for (key, draft), (head, tail) in zip(items, parts, strict=True):
+            ordinal = keys.get(key) or new.get(key)
+            if ordinal is not None:  # acknowledged before; 0: in an earlier life
+                seqs.append(ordinal - base if ordinal > base else 0)
                 continue
             seq = session.last_seq = session.last_seq + 1
-            head, tail = frame_parts(draft)
             frame = head + b"%d" % seq + tail
             session.history.append((seq, draft.id, frame))
-            session.keys[key] = seq
+            session.nbytes += len(frame)
+            new[key] = base + seq
             seqs.append(seq)
             frames.append((seq, frame))
             if outgoing is not None:
                 session.queue.append(_Queued(seq, outgoing, time.time()))
                 frames.append(session.status(seq, "sending"))
-        session.trim(self.history_limit)
+        if new:
+            self._seen.add(call_id, new, time.time())
+        session.trim(self.history_limit, self.history_bytes)
         return Appended(session.epoch, seqs, frames)
 
     async def replay(self, call_id: str, after: int | None, epoch: str | None) -> Replay:
@@ -225,6 +247,7 @@ class MemoryStore(Store):
 
     async def forget(self, call_id: str) -> bool:
         found = self._sessions.pop(call_id, None) is not None
+        self._seen.forget(call_id)  # a privacy request: its identities go too
         self._dropped(call_id)
         return found
 
@@ -249,6 +272,7 @@ class MemoryStore(Store):
         for call_id in idle:
             del self._sessions[call_id]
             self._dropped(call_id)
+        self._seen.expire(time.time())  # de-duplication outlives the session, to a point
         return len(idle)
 
     async def _sweep_forever(self) -> None:

@@ -31,8 +31,9 @@ from bridge.store import Appended, Entry, Item, Replay
 from bridge.store.redis_base import UNAVAILABLE, available, client, new_epoch, script, status_parts
 from bridge.store.redis_keys import SessionKeys, channel
 from bridge.store.redis_queue import RedisQueue
+from bridge.store.seen import encoded
 from bridge.vendor.airudder import Envelope
-from bridge.widget import WIDGET_MESSAGE, ReplyTo, WidgetMessage, frame_parts
+from bridge.widget import WIDGET_MESSAGE, ReplyTo, WidgetMessage
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,11 @@ class RedisStore(RedisQueue):
         )
         super().__init__(redis, max(1, round(settings.session_ttl * 1000)))
         self.history_limit = settings.history_limit
+        self.history_bytes = settings.history_bytes
+        self.max_message_bytes = settings.max_message_bytes
+        # The de-duplication keys: the newest dedup_per_call of a conversation, expiring
+        # dedup_retention after its last message (there is no total count: see README).
+        self.dedup = (settings.dedup_per_call, max(1, round(settings.dedup_retention * 1000)))
         self.timeout = settings.redis_timeout
         self._append = redis.register_script(script("append"))
         self._replay = redis.register_script(script("replay"))
@@ -73,6 +79,7 @@ class RedisStore(RedisQueue):
         answer: ReplyTo | None = None,
         outgoing: bytes | None = None,
     ) -> Appended:
+        parts = encoded(items, self.max_message_bytes)  # or refused: nothing changed
         sending = status_parts("sending")
         args: list[Any] = [
             self.ttl_ms,
@@ -85,8 +92,9 @@ class RedisStore(RedisQueue):
             "" if outgoing is None else repr(time.time()),
             outgoing or b"",
             *sending,
+            self.history_bytes,
+            *self.dedup,
         ]
-        parts = [frame_parts(draft) for _, draft in items]
         for (key, draft), (head, tail) in zip(items, parts, strict=True):
             args.extend((key, draft.id, head, tail))
         reply = await self._run(self._append, call_id, args)

@@ -5,7 +5,7 @@ a clustered Redis keeps a conversation, its queue for the bot and its lease in o
 =========================  ======  ==========================================================
 ``bridge:{id}:meta``       hash    ``epoch``, ``seq`` (the last seq given out), ``envelope``
 ``bridge:{id}:log``        stream  one entry per message, id ``<seq>-0``, field ``f``: the frame
-``bridge:{id}:keys``       zset    de-dup key -> seq (kept for twice the history)
+``bridge:{id}:keys``       zset    de-dup key -> base + seq; outlives the session (append.lua)
 ``bridge:{id}:ids``        zset    message id -> seq (for ``find``)
 ``bridge:{id}:answered``   hash    seq of a choices message -> the option picked
 ``bridge:{id}:statuses``   hash    seq of a person's message -> its latest status frame

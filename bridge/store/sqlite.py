@@ -29,34 +29,36 @@ from collections.abc import Iterable, Sequence
 
 from bridge.config import Settings
 from bridge.frames import DeliveryStatus
-from bridge.refusals import StoreUnavailable
-from bridge.store import Appended, Entry, Item, Outgoing, Replay, Waiting, sqlite_file
-from bridge.store.memory import MemoryStore, _Session
+from bridge.store import Appended, Entry, Item, Outgoing, sqlite_file
+from bridge.store.memory import _Session
 from bridge.store.sqlite_file import (
     ANSWER,
     ENVELOPE,
     FAIL,
     MESSAGE,
     QUEUE,
+    SEEN,
     SESSION,
     STATUS,
     TOUCH,
-    UNKEY,
     UNMARK,
     UNQUEUE,
+    UNSEE,
+    UNSEE_ALL,
     UNSHOW,
     VACUUM,
     Op,
 )
+from bridge.store.sqlite_reads import GatedReads
 from bridge.store.sqlite_writer import Writer
 from bridge.vendor.airudder import Envelope
-from bridge.widget import ReplyTo, WidgetMessage
+from bridge.widget import ReplyTo
 
 log = logging.getLogger(__name__)
 INF = float("inf")
 
 
-class SqliteStore(MemoryStore):
+class SqliteStore(GatedReads):
     def __init__(self, settings: Settings, synchronous: str = "NORMAL") -> None:
         super().__init__(settings)
         self.directory = settings.data_path()
@@ -65,15 +67,15 @@ class SqliteStore(MemoryStore):
         self._record = self._writer.record
         self._durable = self._writer.durable
         self._stored: set[str] = set()  # call_ids with a sessions row (watch() makes none)
-        self._gate: asyncio.Task[None] | None = None  # sessions reloading after a failure
-        self._broken: str | None = None
 
     # -- life cycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._sessions.update(
-            sqlite_file.build(await self._writer.open(self.directory, self.synchronous))
+        sessions, records = sqlite_file.build(
+            await self._writer.open(self.directory, self.synchronous)
         )
+        self._sessions.update(sessions)
+        self._seen.load(records, time.time())
         self._tidy(list(self._sessions))
         await self._durable()
         await super().start()
@@ -88,11 +90,10 @@ class SqliteStore(MemoryStore):
                 del self._sessions[call_id]
                 self._dropped(call_id)
                 continue
-            first, keys = session.first_seq(), len(session.keys)
-            session.trim(self.history_limit)
-            if session.first_seq() > first or len(session.keys) < keys:
+            first = session.first_seq()
+            session.trim(self.history_limit, self.history_bytes)
+            if session.first_seq() > first:
                 self._record(call_id, *self._trim(call_id, 0, session.first_seq(), 0, 0))
-                self._record(call_id, (UNKEY, (call_id, _oldest_key(session))))
         while len(self._sessions) > self.max_sessions:
             count = len(self._sessions)
             self._evict_one()
@@ -103,9 +104,6 @@ class SqliteStore(MemoryStore):
         await super().close()
         await self._writer.close()
 
-    async def ping(self) -> bool:
-        return self._broken is None
-
     # -- after a failed write --------------------------------------------------------------
 
     def _failed(self, call_ids: set[str], problem: BaseException) -> None:
@@ -115,7 +113,7 @@ class SqliteStore(MemoryStore):
     async def _reload(self, call_ids: list[str]) -> None:
         """Make memory what the file holds for ``call_ids`` again; calls wait meanwhile."""
         try:
-            stored = sqlite_file.build(await self._writer.read(call_ids))
+            stored, records = sqlite_file.build(await self._writer.read(call_ids))
         except Exception as exc:
             self._broken = f"the session store cannot be read: {exc}"
             log.error("%s: unavailable until restarted", self._broken)
@@ -123,21 +121,19 @@ class SqliteStore(MemoryStore):
         finally:
             self._gate = None
         for call_id in call_ids:
+            self._seen.forget(call_id)
+        self._seen.load(records, time.time())
+        for call_id in call_ids:
             self._stored.discard(call_id)
             if call_id in stored:
                 self._stored.add(call_id)
             now = self._sessions.pop(call_id, None)
             # Never stored: start over (a new epoch), keeping the sockets' count.
-            session = stored.get(call_id) or (_Session() if now and now.watchers else None)
+            fresh = _Session(base=self._seen.newest(call_id)) if now and now.watchers else None
+            session = stored.get(call_id) or fresh
             if session is not None:
                 session.watchers = now.watchers if now else 0
                 self._sessions[call_id] = session
-
-    async def _usable(self) -> None:
-        if self._gate is not None:
-            await asyncio.shield(self._gate)
-        if self._broken is not None:
-            raise StoreUnavailable(self._broken)
 
     # -- rows ------------------------------------------------------------------------------
 
@@ -158,6 +154,12 @@ class SqliteStore(MemoryStore):
             if lowest < first:
                 ops.append((UNMARK[table], (call_id, first)))
         return ops
+
+    def _unseen(self, call_id: str, below: int | None) -> None:
+        if below is None:
+            self._record(call_id, (UNSEE_ALL, (call_id,)))
+        else:
+            self._record(call_id, (UNSEE, (call_id, below)))
 
     def _dropped(self, call_id: str) -> None:
         self._stored.discard(call_id)
@@ -183,9 +185,12 @@ class SqliteStore(MemoryStore):
         await self._usable()
         before = self._sessions.get(call_id)
         if before is not None:
-            first, oldest_key, had = before.first_seq(), _oldest_key(before), before.envelope
+            first, had = before.first_seq(), before.envelope
             lowest = (INF, INF)
-            if len(before.history) + len(items) > self.history_limit:  # it may trim them
+            if (  # it may trim them
+                len(before.history) + len(items) > self.history_limit
+                or before.nbytes + len(items) * self.max_message_bytes > self.history_bytes
+            ):
                 lowest = (min(before.answered, default=INF), min(before.statuses, default=INF))
         appended = await super().append(
             call_id, items, envelope=envelope, answer=answer, outgoing=outgoing
@@ -200,8 +205,6 @@ class SqliteStore(MemoryStore):
             ops += self._new_rows(call_id, session, items, appended, answer)
             if before is not None and session.first_seq() > first:
                 ops += self._trim(call_id, first, session.first_seq(), *lowest)
-            if before is not None and _oldest_key(session) > oldest_key:
-                ops.append((UNKEY, (call_id, _oldest_key(session))))
         if ops:
             self._record(call_id, *ops)
         await self._durable()  # a retry's 200 waits for the original's commit too
@@ -217,12 +220,13 @@ class SqliteStore(MemoryStore):
     ) -> list[Op]:
         new = {seq: frame for seq, frame in appended.frames if seq is not None}
         now = time.time()
-        messages = []
+        messages, seen = [], []
         for (key, draft), seq in zip(items, appended.seqs, strict=True):
             frame = new.pop(seq, None)  # an item twice in one append is stored once
             if frame is not None:
                 messages.append((call_id, seq, key, now, draft.id, frame))
-        ops: list[Op] = [(MESSAGE, messages)]
+                seen.append((call_id, session.base + seq, key, now))
+        ops: list[Op] = [(MESSAGE, messages), (SEEN, seen)]
         if session.first_seq() > messages[0][1]:  # more new than the history holds
             ops.append((UNSHOW, (call_id, messages[0][1], session.first_seq())))
         if answer is not None and session.answered.get(answer.seq) == answer.option_id:
@@ -275,6 +279,7 @@ class SqliteStore(MemoryStore):
     async def forget(self, call_id: str) -> bool:
         await self._usable()
         found = await super().forget(call_id)
+        self._record(call_id, (UNSEE_ALL, (call_id,)))
         await self._durable()
         return found
 
@@ -282,35 +287,3 @@ class SqliteStore(MemoryStore):
         super().unwatch(call_id)
         if call_id in self._sessions:  # the idle time starts now: after a restart too
             self._record(call_id, (TOUCH, (time.time(), call_id)))
-
-    # -- reads: memory's, once it agrees with the file -----------------------------------
-
-    async def replay(self, call_id: str, after: int | None, epoch: str | None) -> Replay:
-        await self._usable()
-        return await super().replay(call_id, after, epoch)
-
-    async def latest(self, call_id: str) -> tuple[str, Entry] | None:
-        await self._usable()
-        return await super().latest(call_id)
-
-    async def find(self, call_id: str, ref: int | str) -> WidgetMessage | None:
-        await self._usable()
-        return await super().find(call_id, ref)
-
-    async def envelope(self, call_id: str) -> Envelope | None:
-        await self._usable()
-        return await super().envelope(call_id)
-
-    async def next_outgoing(self, call_id: str) -> Outgoing | None:
-        await self._usable()
-        return await super().next_outgoing(call_id)
-
-    async def waiting(self) -> list[Waiting]:
-        await self._usable()
-        return await super().waiting()
-
-
-def _oldest_key(session: _Session) -> int:
-    """The seq of the oldest de-duplication key kept: a fresh key always gets a new seq, so
-    keys are kept in seq order, and memory's trim drops the lowest."""
-    return next(iter(session.keys.values()), 1)

@@ -16,6 +16,7 @@ from typing import Any
 
 from bridge.config import StartupError
 from bridge.store.memory import _Queued, _Session
+from bridge.store.seen import Record
 from bridge.vendor.airudder import Envelope
 
 DB_NAME = "bridge.sqlite3"
@@ -62,6 +63,23 @@ def _v1(conn: sqlite3.Connection) -> None:
     # (~0.5-2 KB), and a message row is written once and read only at start.
 
 
+def _v2(conn: sqlite3.Connection) -> None:
+    """De-duplication keys in a table of their own, outliving the session (see
+    :mod:`.seen`); a message row is now only the history. Version 1's keys move over with
+    their seq as ordinal (the sessions' base is 0)."""
+    _script(
+        conn,
+        """
+        CREATE TABLE seen (
+            call_id TEXT NOT NULL, ordinal INTEGER NOT NULL, key TEXT NOT NULL, at REAL NOT NULL,
+            PRIMARY KEY (call_id, ordinal)
+        ) WITHOUT ROWID;
+        INSERT INTO seen (call_id, ordinal, key, at) SELECT call_id, seq, key, at FROM messages;
+        DELETE FROM messages WHERE frame IS NULL
+        """,
+    )
+
+
 def _script(conn: sqlite3.Connection, script: str) -> None:
     """Statements one by one: ``executescript`` would commit the migration's transaction."""
     for statement in script.split(";"):
@@ -74,9 +92,11 @@ SESSION = "INSERT OR REPLACE INTO sessions (call_id, epoch, touched, envelope) V
 ENVELOPE = "UPDATE sessions SET envelope = ? WHERE call_id = ?"
 TOUCH = "UPDATE sessions SET touched = ? WHERE call_id = ?"
 MESSAGE = "INSERT INTO messages (call_id, seq, key, at, id, frame) VALUES (?, ?, ?, ?, ?, ?)"
-# Out of the history (the key stays); a bounded range, so trims never walk the kept keys.
-UNSHOW = "UPDATE messages SET id = NULL, frame = NULL WHERE call_id = ? AND seq >= ? AND seq < ?"
-UNKEY = "DELETE FROM messages WHERE call_id = ? AND seq < ?"  # keys go oldest (lowest seq) first
+# Out of the history (its key is in seen); a bounded range.
+UNSHOW = "DELETE FROM messages WHERE call_id = ? AND seq >= ? AND seq < ?"
+SEEN = "INSERT OR REPLACE INTO seen (call_id, ordinal, key, at) VALUES (?, ?, ?, ?)"
+UNSEE = "DELETE FROM seen WHERE call_id = ? AND ordinal < ?"  # keys go oldest first
+UNSEE_ALL = "DELETE FROM seen WHERE call_id = ?"
 ANSWER = "INSERT INTO answered (call_id, seq, option_id) VALUES (?, ?, ?)"
 STATUS = "INSERT OR REPLACE INTO statuses (call_id, seq, frame) VALUES (?, ?, ?)"
 QUEUE = "INSERT INTO queue (call_id, seq, body, queued_at, failed) VALUES (?, ?, ?, ?, 0)"
@@ -91,8 +111,8 @@ UNMARK = {
 
 
 # MIGRATIONS[n] turns a version-n file into version n+1; a new file is version 0.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _v1}
-SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _v1, 1: _v2}
+SCHEMA_VERSION = 2
 # Each table's columns as this version reads them (a later version may add more).
 COLUMNS = {
     "sessions": "call_id, epoch, touched, envelope",
@@ -100,8 +120,9 @@ COLUMNS = {
     "answered": "call_id, seq, option_id",
     "statuses": "call_id, seq, frame",
     "queue": "call_id, seq, body, queued_at, failed",
+    "seen": "call_id, ordinal, key, at",
 }
-TABLES = tuple(COLUMNS)
+TABLES = tuple(table for table in COLUMNS if table != "seen")  # a session's; seen outlives it
 
 
 def lock_directory(directory: Path) -> int:
@@ -201,6 +222,7 @@ class Rows:
     answered: list[tuple[str, int, str]] = field(default_factory=list)
     statuses: list[tuple[str, int, bytes]] = field(default_factory=list)
     queue: list[tuple[str, int, bytes, float, int]] = field(default_factory=list)
+    seen: list[tuple[str, int, str, float]] = field(default_factory=list)
 
 
 def read(conn: sqlite3.Connection, call_ids: Sequence[str] | None = None) -> Rows:
@@ -212,15 +234,22 @@ def read(conn: sqlite3.Connection, call_ids: Sequence[str] | None = None) -> Row
         where = f"WHERE call_id IN ({','.join('?' * len(call_ids))})"
         params = tuple(call_ids)
     for table, columns in COLUMNS.items():
-        by = "touched" if table == "sessions" else "call_id, seq"  # memory's orders
+        by = {"sessions": "touched", "seen": "call_id, ordinal"}.get(table, "call_id, seq")
         sql = f"SELECT {columns} FROM {table} {where} ORDER BY {by}"  # noqa: S608
         getattr(rows, table).extend(conn.execute(sql, params))
     return rows
 
 
-def build(rows: Rows) -> dict[str, _Session]:
-    """Sessions as memory keeps them, from their rows."""
+def build(rows: Rows) -> tuple[dict[str, _Session], dict[str, Record]]:
+    """Sessions as memory keeps them, and the de-duplication keys, from their rows."""
     now, since = time.monotonic(), time.time()
+    records: dict[str, Record] = {}
+    for call_id, ordinal, key, at in rows.seen:
+        record = records.get(call_id)
+        if record is None:
+            record = records[call_id] = Record()
+        record.keys[key] = ordinal
+        record.at = max(record.at, at)
     sessions: dict[str, _Session] = {}
     for call_id, epoch, touched, envelope in rows.sessions:
         sessions[call_id] = _Session(
@@ -228,22 +257,27 @@ def build(rows: Rows) -> dict[str, _Session]:
             envelope=Envelope.model_validate_json(envelope) if envelope else None,
             touched=touched,  # Unix time until the messages are read
         )
-    for call_id, seq, key, at, id_, frame in rows.messages:
+    for call_id, seq, _, at, id_, frame in rows.messages:
         session = sessions[call_id]
-        session.keys[key] = session.last_seq = seq
+        session.last_seq = seq
         session.touched = max(session.touched, at)
         if frame is not None:
             session.history.append((seq, id_ or "", frame))
+            session.nbytes += len(frame)
     for call_id, seq, option_id in rows.answered:
         sessions[call_id].answered[seq] = option_id
     for call_id, seq, frame in rows.statuses:
         sessions[call_id].statuses[seq] = frame
     for call_id, seq, body, queued_at, failed in rows.queue:
         sessions[call_id].queue.append(_Queued(seq, body, queued_at, bool(failed)))
-    for session in sessions.values():  # idle since then: on this process's clock
+    for call_id, session in sessions.items():  # idle since then: on this process's clock
         session.touched = now - max(0.0, since - session.touched)
+        # The newest key is the last message's (a new key always gets a new seq), if any.
+        record = records.get(call_id)
+        newest = next(reversed(record.keys.values())) if record else 0
+        session.base = newest - session.last_seq
     # Least recently touched first, as memory keeps them (eviction reads from the front).
-    return dict(sorted(sessions.items(), key=lambda pair: pair[1].touched))
+    return dict(sorted(sessions.items(), key=lambda pair: pair[1].touched)), records
 
 
 def delete(call_ids: Sequence[str]) -> list[Op]:

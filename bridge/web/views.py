@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -36,12 +37,28 @@ async def callback(request: web.Request) -> web.Response:
         log.warning("ignored callback event %r", payload.event, extra={"call_id": payload.call_id})
         metrics.callbacks.labels("other", "ignored").inc()
         return json_response({})
+    if settings.max_callback_age is not None:
+        _not_too_old(payload, settings.max_callback_age)
     items = widget.translate_callback(payload)
     envelope = airudder.Envelope.of(payload)
     appended = await request.app[STORE].append(payload.call_id, items, envelope=envelope)
     request.app[FANOUT].publish(payload.call_id, appended.epoch, appended.frames)
     metrics.callbacks.labels(payload.event, "stored").inc()
     return json_response({})
+
+
+def _not_too_old(payload: airudder.Callback, max_age: float) -> None:
+    """Refuse (422, not retried) a body with a message stamped more than ``max_age`` seconds
+    ago: a captured body replayed after its identities were forgotten (README, Security)."""
+    oldest = time.time() - max_age
+    for index, message in enumerate(payload.messages):
+        if message.timestamp < oldest:
+            raise Refusal(
+                "message_too_old",
+                f"messages.{index}.timestamp: {message.timestamp} is more than "
+                f"BRIDGE_MAX_CALLBACK_AGE ({max_age:g} s) ago; nothing was stored",
+                status=422,
+            )
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:

@@ -1,16 +1,26 @@
 -- ARGV: ttl_ms, limit, new epoch, channel, envelope|'', answer seq|'', answer option,
 -- queued_at|'' (a person's message for the bot: '' when not), its body, the head and tail
--- of its 'sending' status frame, then per item: de-dup key, message id, frame head, frame
--- tail (the seq goes between the head and the tail).
+-- of its 'sending' status frame, the history's byte budget, the de-duplication keys kept
+-- (the newest), their retention in ms, then per item: de-dup key, message id, frame head,
+-- frame tail (the seq goes between the head and the tail).
 -- Returns {'ok', epoch, {seq per item}, {1 if the item was stored now, else 0}} or
 -- {'already_answered'}. A stored frame is published in the same step (see redis_keys),
 -- and a new item for the bot joins the queue in it too (acknowledged means queued).
+-- A remembered item's seq is 0 when it was stored in an earlier life of the session.
 local ttl, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local budget, cap = tonumber(ARGV[12]), tonumber(ARGV[13])
 local epoch = open_session(ARGV[3])
-local last = tonumber(redis.call('HGET', KEYS[1], 'seq'))
+local meta = redis.call('HMGET', KEYS[1], 'seq', 'base', 'bytes')
+local last, base, bytes = tonumber(meta[1]), tonumber(meta[2]) or 0, tonumber(meta[3])
+if not bytes then  -- a session stored before the byte budget: its frames, counted once
+  bytes = 0
+  for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+')) do
+    bytes = bytes + #entry[2][2]
+  end
+end
 local first = last - redis.call('XLEN', KEYS[2]) + 1
 local fresh = false
-for i = 12, #ARGV, 4 do
+for i = 15, #ARGV, 4 do
   if not redis.call('ZSCORE', KEYS[3], ARGV[i]) then fresh = true end
 end
 if ARGV[6] ~= '' and fresh then
@@ -19,17 +29,19 @@ if ARGV[6] ~= '' and fresh then
 end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'envelope', ARGV[5]) end
 local seqs, stored = {}, {}
-for i = 12, #ARGV, 4 do
+for i = 15, #ARGV, 4 do
   local seq = redis.call('ZSCORE', KEYS[3], ARGV[i])
   if seq then
-    seq = tonumber(seq)
+    seq = tonumber(seq) - base
+    if seq < 1 then seq = 0 end
     stored[#stored + 1] = 0
   else
     stored[#stored + 1] = 1
     seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
     local frame = ARGV[i + 2] .. seq .. ARGV[i + 3]
-    redis.call('XADD', KEYS[2], 'MAXLEN', limit, seq .. '-0', 'f', frame)
-    redis.call('ZADD', KEYS[3], seq, ARGV[i])
+    redis.call('XADD', KEYS[2], seq .. '-0', 'f', frame)
+    bytes = bytes + #frame
+    redis.call('ZADD', KEYS[3], base + seq, ARGV[i])
     redis.call('ZADD', KEYS[4], seq, ARGV[i + 1])
     redis.call('PUBLISH', ARGV[4], seq .. ' ' .. epoch .. ' ' .. frame)
     if ARGV[8] ~= '' then
@@ -40,8 +52,17 @@ for i = 12, #ARGV, 4 do
   end
   seqs[#seqs + 1] = seq
 end
+-- The history: at most limit messages and budget bytes, the newest always.
+local count = redis.call('XLEN', KEYS[2])
+while count > 1 and (count > limit or bytes > budget) do
+  local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+  bytes = bytes - #oldest[2][2]
+  redis.call('XDEL', KEYS[2], oldest[1])
+  count = count - 1
+end
+redis.call('HSET', KEYS[1], 'bytes', bytes)
 last = tonumber(redis.call('HGET', KEYS[1], 'seq'))
-local kept = last - redis.call('XLEN', KEYS[2]) + 1
+local kept = last - count + 1
 for seq = first, kept - 1 do
   -- a message still queued keeps its status: it is shown until the bot has it
   if not redis.call('ZSCORE', KEYS[7], seq) then
@@ -50,6 +71,8 @@ for seq = first, kept - 1 do
   end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. kept)
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (kept - limit))
+local remembered = redis.call('ZCARD', KEYS[3])
+if remembered > cap then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, remembered - cap - 1) end
+if remembered > 0 then redis.call('PEXPIRE', KEYS[3], ARGV[14]) end
 touch(ttl)
 return {'ok', epoch, seqs, stored}

@@ -118,6 +118,38 @@ async def test_after_the_idle_expiry_a_new_message_is_forwarded(
     assert up.texts() == ["before", "after"]
 
 
+async def test_a_message_resent_after_the_conversation_started_over_is_not_sent_twice(
+    make_client: MakeClient, upstream: tuple[Upstream, str], store: dict[str, Any]
+) -> None:
+    """Its identity outlives the conversation's idle expiry (de-duplication retention): the
+    bot had it already, so it is refused by name, not recorded and forwarded again."""
+    up, url = upstream
+    client = await make_client(
+        **store, upstream_url=url, session_ttl=0.3, sweep_interval=0.05, upstream_backoff=0.01
+    )
+    ws = await client.ws_connect("/ws/restart")
+    _, first = await until_ready(ws)
+    out = send("only once")
+    await ws.send_json(out)
+    await statuses_until(ws, {1: "sent"})
+    await ws.close()
+    for _ in range(20):  # wait for the expiry (each look touches it: look less often)
+        await asyncio.sleep(0.6)
+        ws = await client.ws_connect("/ws/restart")
+        _, ready = await until_ready(ws)
+        if ready["epoch"] != first["epoch"]:
+            break
+        await ws.close()
+    else:
+        raise AssertionError("the conversation never expired")
+    await ws.send_json(out)  # the widget re-sends what it never saw acknowledged
+    while (data := await frame(ws))["type"] != "error":
+        assert data["type"] != "ack", data
+    assert data["client_msg_id"] == out["client_msg_id"]
+    assert data["error"]["code"] == "already_sent"
+    assert up.texts() == ["only once"]
+
+
 async def forget(client: Client, call_id: str, secret: str | None, **body: Any) -> Any:
     raw = orjson.dumps({"call_id": call_id, "ts": time.time(), **body})
     settings = Settings(signing_secret=secret) if secret else Settings()

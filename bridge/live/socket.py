@@ -258,6 +258,8 @@ class Socket:
         )
         self.fanout.publish(self.call_id, appended.epoch, appended.frames)
         [seq] = appended.seqs
+        if not seq:  # recorded (and queued) before the conversation started over
+            raise Refusal("already_sent", "this message was sent before the chat restarted")
         await self.send(AckFrame(client_msg_id=client_msg_id, seq=seq).encode())
         self.forwarder.kick(self.call_id)
 

@@ -23,7 +23,9 @@ _HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
+    408: "body_timeout",
     413: "body_too_large",
+    415: "unsupported_encoding",
 }
 
 
@@ -77,6 +79,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             log.info("refused %s: %s", request.path, refusal.code, extra={"call_id": call_id})
         detail = refusal.fields if isinstance(refusal, _Invalid) else refusal.detail
         return json_error(refusal.status, refusal.code, detail)
+    except ConnectionError as exc:  # the client went away mid-request: nobody to answer
+        log.debug("client disconnected on %s %s: %r", request.method, request.path, exc)
+        return json_error(400, "client_disconnected", "the connection was lost")
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "internal_error", "unexpected error; it has been logged")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -12,19 +13,22 @@ from bridge import logs, widget
 from bridge.keys import FANOUT, METRICS, SETTINGS, SLOTS, STORE
 from bridge.limits import FrameGate
 from bridge.live.socket import Socket
-from bridge.refusals import Refusal
+from bridge.refusals import Refusal, StoreUnavailable
 from bridge.vendor import airudder, signing
 from bridge.web import security
+from bridge.web.body import read_body
 from bridge.web.errors import invalid_body, json_response
 from bridge.web.params import query_int, valid_call_id
 
 log = logging.getLogger(__name__)
 
+HEALTH_WAIT = 0.25  # seconds /healthz waits for the store's answer
+
 
 async def callback(request: web.Request) -> web.Response:
     """The vendor's "callback: bot reply message"."""
     settings, metrics = request.app[SETTINGS], request.app[METRICS]
-    body = await request.read()
+    body = await read_body(request)
     if not signing.authentic(body, request.headers.get(signing.HEADER), settings):
         raise Refusal("bad_signature", f"{signing.HEADER} is missing or does not match", status=401)
     try:
@@ -38,7 +42,11 @@ async def callback(request: web.Request) -> web.Response:
         return json_response({})
     items = widget.translate_callback(payload)
     envelope = airudder.Envelope.of(payload)
-    appended = await request.app[STORE].append(payload.call_id, items, envelope=envelope)
+    try:  # one store timeout, whatever the store retries inside it: then the vendor retries
+        async with asyncio.timeout(settings.redis_timeout):
+            appended = await request.app[STORE].append(payload.call_id, items, envelope=envelope)
+    except TimeoutError:
+        raise StoreUnavailable("the session store did not answer in time") from None
     request.app[FANOUT].publish(payload.call_id, appended.epoch, appended.frames)
     metrics.callbacks.labels(payload.event, "stored").inc()
     return json_response({})
@@ -64,10 +72,15 @@ async def widget_schema(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """The process is alive: always 200, so a supervisor never restarts a bridge for a Redis
-    outage it recovers from by itself. ``store`` tells a person whether the session store
-    answers; load balancers should use /readyz."""
-    store = "up" if await request.app[STORE].ping() else "down"
+    """The process is alive: always 200, at once, so a supervisor never restarts a bridge
+    for a Redis outage it recovers from by itself (a liveness probe's timeout is often 1 s).
+    ``store`` tells a person whether the session store answered within ``HEALTH_WAIT``
+    (``unknown`` when it did not); load balancers should use /readyz."""
+    try:
+        async with asyncio.timeout(HEALTH_WAIT):
+            store = "up" if await request.app[STORE].ping() else "down"
+    except TimeoutError:
+        store = "unknown"
     return json_response({"status": "ok", "store": store})
 
 

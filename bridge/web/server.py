@@ -34,6 +34,7 @@ from bridge.web.errors import json_error
 
 log = logging.getLogger(__name__)
 
+MIN_BACKLOG = 32  # smaller, and a burst of connects waits for the kernel's SYN retries
 RESERVED_FILES = 64  # for the logs, the store, Redis and the bot's connections
 REFUSING = 32  # refused connections waiting for their request; past this, closed at once
 REFUSE_WAIT = 0.5  # seconds a refused connection may take to send its request
@@ -81,8 +82,8 @@ def budget(files: int, max_sockets: int) -> Budget:
     """Connections and sockets ``files`` descriptors can hold. Besides the connections:
     ``RESERVED_FILES``, the refused ones waiting, and what the loop accepts before it can
     refuse (up to a backlog per pass, each open for about three passes)."""
-    backlog = max(8, min(128, files // 32))
-    reserve = min(RESERVED_FILES + REFUSING + 3 * backlog, files // 2)
+    backlog = max(MIN_BACKLOG, min(128, files // 32))
+    reserve = min(RESERVED_FILES + REFUSING + 3 * backlog, files * 3 // 4)
     connections = files - reserve
     http_room = max(16, connections // 10)  # callbacks and probes while sockets are full
     sockets = max(1, min(max_sockets, connections - http_room))

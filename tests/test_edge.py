@@ -163,6 +163,8 @@ HOSTILE: list[tuple[str, bytes, int, str]] = [
     ("call_id ..", get(b"/ws/.."), 400, "bad_request"),
     ("call_id .", get(b"/ws/%2E"), 400, "bad_request"),
     ("a body too large", TOO_LARGE, 413, "body_too_large"),
+    ("an Expect that is not UTF-8", post(SEED, b"Expect: \xb4"), 417, "expectation_failed"),
+    ("an Upgrade that is not ASCII", get(b"/ws/x", b"Upgrade: \x80"), 400, "bad_request"),
 ]  # fmt: skip
 
 

@@ -18,7 +18,7 @@ from bridge.keys import SETTINGS, STORE
 from bridge.refusals import Refusal
 from bridge.vendor import airudder, signing
 from bridge.web.body import read_body
-from bridge.web.errors import invalid_body, json_response
+from bridge.web.errors import expect, invalid_body, json_response
 
 log = logging.getLogger(__name__)
 
@@ -56,4 +56,4 @@ async def forget(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post(PATH, forget)
+    app.router.add_post(PATH, forget, expect_handler=expect)

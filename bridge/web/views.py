@@ -17,7 +17,7 @@ from bridge.refusals import Refusal, StoreUnavailable
 from bridge.vendor import airudder, signing
 from bridge.web import security
 from bridge.web.body import read_body
-from bridge.web.errors import invalid_body, json_response
+from bridge.web.errors import expect, invalid_body, json_response
 from bridge.web.params import query_int, valid_call_id
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     Origin, token and socket limits are checked before the upgrade: a refused client gets
     a JSON answer and no frame of the session."""
     call_id = valid_call_id(request.match_info["call_id"])
+    if not all(value.isascii() for value in request.headers.values()):
+        # aiohttp's own refusal of a bad handshake echoes the header, and fails on non-ASCII
+        raise Refusal("bad_request", "request headers must be ASCII for a WebSocket")
     after = query_int(request, "after")
     epoch = request.query.get("epoch") or None
     token_expires = security.admit(request, call_id)
@@ -99,9 +102,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_post("/webhooks/airudder", callback)
-    app.router.add_get("/ws/{call_id}", websocket)
-    app.router.add_get("/schema/widget-message.json", widget_schema)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/webhooks/airudder", callback, expect_handler=expect)
+    app.router.add_get("/ws/{call_id}", websocket, expect_handler=expect)
+    app.router.add_get("/schema/widget-message.json", widget_schema, expect_handler=expect)
+    app.router.add_get("/healthz", healthz, expect_handler=expect)
+    app.router.add_get("/readyz", readyz, expect_handler=expect)
+    app.router.add_get("/metrics", metrics, expect_handler=expect)

@@ -20,6 +20,7 @@ from bridge import __version__, logs, startup, tokens, workers
 from bridge import forget as forgetting
 from bridge.app import create_app
 from bridge.config import Settings, StartupError
+from bridge.web import server
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +110,16 @@ def setup_logs(settings: Settings) -> None:
     logs.setup(settings.log_level, settings.log_format, settings.access_log, settings.log_queue)
 
 
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when it is installed: a faster event loop for the same code."""
+def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
+    """uvloop when it is installed (``auto``) or asked for (BRIDGE_EVENT_LOOP): a faster
+    event loop for the same code; ``asyncio`` for the standard one."""
+    if kind == "asyncio":
+        return asyncio.new_event_loop()
     try:
         import uvloop
     except ImportError:
+        if kind == "uvloop":
+            startup.fail(["BRIDGE_EVENT_LOOP=uvloop: uvloop is not installed"])
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
 
@@ -125,29 +131,27 @@ async def _freeze_startup_objects(app: web.Application) -> None:
 
 
 def serve(settings: Settings, reuse_port: bool = False) -> None:
+    settings, plan = server.apply_budget(settings)
     app = create_app(settings)
     app.on_startup.append(_freeze_startup_objects)
     try:
-        web.run_app(
+        server.run(
             app,
-            host=settings.host,
-            port=settings.port,
+            settings,
+            plan,
+            new_event_loop(settings.event_loop),
+            _announcer(settings),
             reuse_port=reuse_port,
-            print=_announcer(settings),
-            access_log_class=logs.AccessLogger,
-            loop=new_event_loop(),
         )
     except StartupError as exc:  # the operator's to fix: one line, no traceback
         startup.fail([str(exc)])
 
 
 def _announcer(settings: Settings) -> Callable[[str], None]:
-    """aiohttp's "Running on ..." line, plus where a newcomer should look first."""
+    """The "Running on ..." line, plus where a newcomer should look first."""
 
     def announce(line: str) -> None:
-        if "Running on" not in line:
-            return  # "(Press CTRL+C to quit)"
-        log.info("%s", line.splitlines()[0].strip("= "))  # a log line: JSON in JSON mode
+        log.info("%s", line)  # a log line: JSON in JSON mode
         if settings.demo_enabled():
             wildcard = settings.host in ("0.0.0.0", "::", "")  # noqa: S104 - only compared
             host = "127.0.0.1" if wildcard else settings.host

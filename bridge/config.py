@@ -46,7 +46,11 @@ class Settings(BaseSettings):
     # who asks. Unset: on only in development (no signing or widget secret set).
     demo: bool | None = None
 
-    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="a body, also once inflated")
+    body_timeout: float = Field(5.0, gt=0, description="seconds to receive a body before 408")
+    idle_timeout: float = Field(
+        15.0, gt=0, description="seconds a connection may wait for a request's headers (idle too)"
+    )
     history_limit: int = Field(500, ge=1, description="messages kept per call_id")
     history_bytes: int = Field(2 << 20, ge=1024, description="message bytes kept per call_id")
     max_message_bytes: int = Field(64 << 10, ge=256, description="largest encoded message")
@@ -84,6 +88,9 @@ class Settings(BaseSettings):
         5.0, gt=0, description="seconds a Redis call may take before the store counts as down"
     )
     workers: int = Field(1, ge=1, description="processes sharing the port (needs redis_url)")
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        "auto", description="auto: uvloop when it is installed"
+    )
 
     upstream_url: HttpUrl | None = None
     upstream_timeout: float = Field(10.0, gt=0)

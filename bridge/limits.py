@@ -10,6 +10,18 @@ from contextlib import contextmanager
 from bridge.config import Settings
 from bridge.refusals import Refusal
 
+# The most a character can take in a JSON frame: an astral one escaped as a surrogate pair,
+# "\ud83d\ude00". The rest of a send frame (type, client_msg_id) fits in the slack.
+ESCAPED_CHAR = 12
+FRAME_SLACK = 1024
+
+
+def frame_limit(settings: Settings) -> int:
+    """The largest client frame read: ``BRIDGE_WS_MAX_MSG_SIZE``, raised so that any text
+    within ``BRIDGE_MAX_TEXT_LENGTH`` fits however it is escaped (it gets ``text_too_long``
+    or is taken, never a 1009 close)."""
+    return max(settings.ws_max_msg_size, settings.max_text_length * ESCAPED_CHAR + FRAME_SLACK)
+
 
 class SocketSlots:
     """Open sockets in this process, in all and per call_id, counted before the upgrade."""

@@ -189,8 +189,7 @@ class AccessLogger(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        match_info = getattr(request, "match_info", {})
-        call_id = match_info.get("call_id") or request.get(CALL_ID)
+        call_id = _route_call_id(request) or request.get(CALL_ID)
         extra: dict[str, object] = {"status": response.status}
         if call_id:
             extra["call_id"] = call_id
@@ -203,3 +202,14 @@ class AccessLogger(AbstractAccessLogger):
             time,
             extra=extra,
         )
+
+
+def _route_call_id(request: web.BaseRequest) -> str | None:
+    """The route's ``call_id``; None for a request that never reached routing (one aiohttp
+    could not parse: its ``match_info`` is unset, and reading it fails an assertion)."""
+    try:
+        match_info = request.match_info  # type: ignore[attr-defined]
+    except (AttributeError, AssertionError):
+        return None
+    call_id = match_info.get("call_id") if match_info is not None else None
+    return call_id if isinstance(call_id, str) else None

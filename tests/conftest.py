@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,11 @@ from bridge.app import create_app
 from bridge.config import Settings
 from tests.helpers import TIMEOUT
 from tests.servers import Bridge, RedisServer, free_port
+
+# Nothing a test starts may touch the user's own state directory (the SQLite store's
+# default home): every bridge, in-process or not, without a data directory of its own,
+# lands in this throwaway one.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="bridge-tests-state-")
 
 pytest_plugins = ["tests.upstream"]  # the `upstream` fixture: a bot on 127.0.0.1
 

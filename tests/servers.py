@@ -8,6 +8,7 @@ already holds the project's real-server helpers (nothing here imports from ``ben
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -144,8 +145,11 @@ class Bridge:
     ``env`` are its ``BRIDGE_*`` settings (log level WARNING unless given); with ``log``
     its stderr (the log) goes to that file, else to the test's own stderr."""
 
-    def __init__(self, port: int, *args: str, log: Path | None = None, **env: str) -> None:
+    def __init__(
+        self, port: int, *args: str, log: Path | None = None, files: int | None = None, **env: str
+    ) -> None:
         self.port = port
+        self.files = files  # its RLIMIT_NOFILE, soft and hard (ulimit -n)
         self.args = args
         # A data directory of its own (the SQLite store locks it), kept across restarts.
         data_dir = tempfile.mkdtemp(prefix="bridge-data-")
@@ -158,7 +162,9 @@ class Bridge:
         command = [sys.executable, "-m", "bridge", "serve", "--port", str(self.port), *self.args]
         stderr: IO[bytes] | None = None if self.log is None else self.log.open("ab")
         try:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stderr=stderr)
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stderr=stderr, preexec_fn=self._limit_files
+            )
         finally:
             if stderr is not None:
                 stderr.close()  # the child has its own copy
@@ -168,6 +174,16 @@ class Bridge:
             self.kill()
             raise
         return self
+
+    def _limit_files(self) -> None:
+        if self.files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.files, self.files))
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the process has used so far (from /proc)."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def logged(self) -> str:
         """What it has logged so far (with ``log`` set)."""

@@ -33,6 +33,7 @@ from bridge.demo import samples
 from bridge.keys import STORE
 from bridge.limits import FrameGate
 from bridge.store.memory import MemoryStore
+from bridge.web import server
 from tests.helpers import TIMEOUT, until_ready, verdict
 
 T = TypeVar("T")
@@ -93,9 +94,11 @@ class Harness:
         self.upstream.app.router.add_post("/", accept)
         await self.upstream.start_server()
         bridge_settings["upstream_url"] = str(self.upstream.make_url("/"))
-        self.app = create_app(Settings(**bridge_settings))
+        settings = Settings(**bridge_settings)
+        self.app = create_app(settings)
         self.server = TestServer(self.app, host="127.0.0.1")
-        await self.server.start_server()
+        # As the real server is run: bodies not inflated by aiohttp, the same timeouts.
+        await self.server.start_server(**server.handler_args(settings))
         self.http = aiohttp.ClientSession()
         self.bystanders = [
             Bystander(await self.connect(call_id)) for call_id in (WATCHED, WATCHED, "fz-other")
@@ -154,9 +157,9 @@ class ErrorLog(logging.Handler):
 
 
 @pytest.fixture(scope="module")
-def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+def harness() -> Iterator[Harness]:
     bridge = Harness(
-        data_dir=tmp_path_factory.mktemp("fuzz"),  # not the user's: a session from a run before
+        store="memory",  # its contents are checked (hub); never the user's own data dir
         max_body_bytes=MAX_BODY,
         ws_max_msg_size=MAX_FRAME,
         ws_heartbeat=3600,  # the frame fuzzer answers no pings of its own

@@ -298,7 +298,8 @@ async def test_total_sockets_are_bounded(make_client: MakeClient) -> None:
 
 
 async def test_oversized_frame_closes_that_socket_with_1009(make_client: MakeClient) -> None:
-    client = await make_client(ws_max_msg_size=1024)
+    # The limit is the larger of the setting and what the longest text takes escaped.
+    client = await make_client(ws_max_msg_size=1024, max_text_length=50)
     big = await client.ws_connect("/ws/big")
     other = await client.ws_connect("/ws/big")
     await until_ready(big)

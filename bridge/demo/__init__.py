@@ -8,6 +8,7 @@ from aiohttp import web
 
 from bridge.demo import bot, pages
 from bridge.keys import SETTINGS
+from bridge.web.errors import expect
 
 
 def setup(app: web.Application) -> str | None:
@@ -15,10 +16,10 @@ def setup(app: web.Application) -> str | None:
     settings = app[SETTINGS]
     app[bot.SELF_URL] = bot.self_url(settings.host, settings.port)
     if settings.demo_enabled():  # it signs what anyone asks: not for production
-        app.router.add_get("/demo", pages.demo_page)
-        app.router.add_post("/demo/send", pages.demo_send)
+        app.router.add_get("/demo", pages.demo_page, expect_handler=expect)
+        app.router.add_post("/demo/send", pages.demo_send, expect_handler=expect)
     if settings.upstream_url:
         return None
     app.cleanup_ctx.append(bot.replies_ctx)
-    app.router.add_post("/demo/bot", bot.inbound)
+    app.router.add_post("/demo/bot", bot.inbound, expect_handler=expect)
     return f"{app[bot.SELF_URL]}/demo/bot"

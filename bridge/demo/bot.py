@@ -21,6 +21,7 @@ from bridge.demo import samples
 from bridge.keys import HTTP, SETTINGS
 from bridge.refusals import Refusal
 from bridge.vendor import airudder, signing
+from bridge.web.body import read_body
 from bridge.web.errors import invalid_body
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def _fresh(message: dict[str, Any], msg_id: str) -> dict[str, Any]:
 async def inbound(request: web.Request) -> web.Response:
     """The bot's upstream endpoint: answer 200 at once, as a real bot would, and reply a
     moment later with a callback."""
-    body = await request.read()
+    body = await read_body(request)
     if not signing.authentic(body, request.headers.get(signing.HEADER), request.app[SETTINGS]):
         raise Refusal("bad_signature", f"{signing.HEADER} is missing or does not match", status=401)
     try:

@@ -16,6 +16,7 @@ from bridge.demo import samples
 from bridge.demo.bot import post_callback
 from bridge.keys import SETTINGS
 from bridge.vendor import airudder
+from bridge.web.body import read_body
 from bridge.web.errors import invalid_body, json_response
 from bridge.web.params import valid_call_id
 
@@ -79,7 +80,7 @@ async def demo_send(request: web.Request) -> web.Response:
     """``POST /demo/send {"call_id", "sample"}``: post a sample callback to this server's own
     webhook over real HTTP, and show what was sent and what came back."""
     try:
-        ask = DemoSend.model_validate_json(await request.read())
+        ask = DemoSend.model_validate_json(await read_body(request))
     except ValidationError as exc:
         raise invalid_body(exc, "invalid_request") from None
     origin = f"{request.scheme}://{request.host}"  # as the browser reaches us

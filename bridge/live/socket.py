@@ -21,7 +21,7 @@ from bridge import frames
 from bridge.delivery.request import outgoing_body
 from bridge.frames import AckFrame, ChooseFrame, RetryFrame, SendFrame
 from bridge.keys import FANOUT, FORWARDER, METRICS, SETTINGS, SOCKETS, STORE
-from bridge.limits import FrameGate
+from bridge.limits import FrameGate, frame_limit
 from bridge.live.outbox import Outbox, StopReason
 from bridge.refusals import Refusal, StoreUnavailable
 from bridge.store import Entry, Replay
@@ -50,7 +50,7 @@ class Socket:
         self.ws = web.WebSocketResponse(
             heartbeat=self.settings.ws_heartbeat,
             compress=False,  # per-frame deflate costs CPU for every socket
-            max_msg_size=self.settings.ws_max_msg_size,
+            max_msg_size=frame_limit(self.settings),
         )
         self.outbox = Outbox(self.settings.send_queue, self._stopped)
         self.sent_seq = 0

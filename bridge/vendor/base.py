@@ -25,7 +25,20 @@ def _http_url(value: str) -> str:
 
 HttpUrlStr = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_http_url)]
 Id = Annotated[str, Field(min_length=1, max_length=256)]
-CallId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+
+
+def _not_only_dots(value: str) -> str:
+    # "." and ".." would name other paths in /ws/{call_id} and /chat/{call_id}.
+    if not value.strip("."):
+        raise ValueError("must not consist of dots only")
+    return value
+
+
+CallId = Annotated[
+    str,
+    Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$"),
+    AfterValidator(_not_only_dots),
+]
 
 
 class Model(BaseModel):

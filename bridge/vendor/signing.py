@@ -25,11 +25,11 @@ def sign(body: bytes, secret: bytes, scheme: SignScheme) -> str:
 
 def verify(body: bytes, header: str | None, secrets: list[bytes], scheme: SignScheme) -> bool:
     """True when ``header`` is a valid signature of ``body`` under any of ``secrets``."""
-    if not header:
+    if not header or not header.isascii():  # every signature is ASCII; "\xff" is none
         return False
     given = header.strip()
     if scheme is SignScheme.HMAC_SHA256_HEX:
-        given = given.removeprefix("sha256=").lower()
+        given = given.lower().removeprefix("sha256=")
     # Check every secret, so the time taken does not tell which one matched.
     ok = False
     for secret in secrets:

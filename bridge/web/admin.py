@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from bridge.keys import SETTINGS, STORE
 from bridge.refusals import Refusal
 from bridge.vendor import airudder, signing
-from bridge.web.errors import invalid_body, json_response
+from bridge.web.body import read_body
+from bridge.web.errors import expect, invalid_body, json_response
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ async def forget(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     if not settings.signing_secrets():
         raise Refusal("admin_disabled", "set BRIDGE_SIGNING_SECRET to use /admin", status=403)
-    body = await request.read()
+    body = await read_body(request)
     if not signing.authentic(body, request.headers.get(signing.HEADER), settings):
         raise Refusal("bad_signature", f"{signing.HEADER} is missing or does not match", status=401)
     try:
@@ -55,4 +56,4 @@ async def forget(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post(PATH, forget)
+    app.router.add_post(PATH, forget, expect_handler=expect)

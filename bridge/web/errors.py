@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import HttpVersion11, hdrs, web
 from pydantic import ValidationError
 
 from bridge.keys import METRICS
@@ -23,7 +23,9 @@ _HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
+    408: "body_timeout",
     413: "body_too_large",
+    415: "unsupported_encoding",
 }
 
 
@@ -58,6 +60,19 @@ class _Invalid(Refusal):
         self.fields = fields
 
 
+async def expect(request: web.BaseRequest) -> web.StreamResponse | None:
+    """Every route's ``Expect`` handler (it runs before the middleware): 100-continue as
+    aiohttp does; anything else refused in the JSON format (aiohttp's own refusal is plain
+    text, and fails on a value that is not UTF-8)."""
+    if request.version != HttpVersion11:
+        return None
+    if request.headers.get(hdrs.EXPECT, "").lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer's own head is still to come
+        return None
+    return json_error(417, "expectation_failed", "only Expect: 100-continue is understood")
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -77,6 +92,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             log.info("refused %s: %s", request.path, refusal.code, extra={"call_id": call_id})
         detail = refusal.fields if isinstance(refusal, _Invalid) else refusal.detail
         return json_error(refusal.status, refusal.code, detail)
+    except UnicodeError as exc:  # a header or parameter no check caught: still the sender's
+        log.info("undecodable request %s %s: %s", request.method, request.path, exc)
+        return json_error(400, "bad_request", "the request holds bytes that cannot be decoded")
+    except ConnectionError as exc:  # the client went away mid-request: nobody to answer
+        log.debug("client disconnected on %s %s: %r", request.method, request.path, exc)
+        return json_error(400, "client_disconnected", "the connection was lost")
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "internal_error", "unexpected error; it has been logged")

@@ -7,6 +7,7 @@ import jinja2
 from aiohttp import web
 
 from bridge.keys import SETTINGS
+from bridge.web.errors import expect
 from bridge.web.params import valid_call_id
 
 
@@ -17,8 +18,8 @@ def setup(app: web.Application) -> None:
         loader=jinja2.FileSystemLoader(settings.templates_dir),
         autoescape=jinja2.select_autoescape(("html",)),
     )
-    app.router.add_static("/static/", settings.static_dir, name="static")
-    app.router.add_get("/chat/{call_id}", chat_page)
+    app.router.add_static("/static/", settings.static_dir, name="static", expect_handler=expect)
+    app.router.add_get("/chat/{call_id}", chat_page, expect_handler=expect)
 
 
 async def chat_page(request: web.Request) -> web.Response:

@@ -24,6 +24,6 @@ def query_int(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # not "²" nor a full-width 5
         raise web.HTTPBadRequest(text=f"{name} must be a non-negative integer")
     return int(raw)

@@ -35,7 +35,10 @@ def _origin_allowed(request: web.Request, settings: Settings) -> bool:
     if not allowed or origin is None:
         return True
     origin = origin.strip().rstrip("/").lower()
-    return origin in allowed or urlsplit(origin).netloc == request.host.lower()
+    if origin in allowed:
+        return True
+    parts = urlsplit(origin)  # the bridge's own pages: http(s) on its host, not ftp://
+    return parts.scheme in ("http", "https") and parts.netloc == request.host.lower()
 
 
 def admit(request: web.Request, call_id: str) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -13,19 +14,22 @@ from bridge import logs, widget
 from bridge.keys import FANOUT, METRICS, SETTINGS, SLOTS, STORE
 from bridge.limits import FrameGate
 from bridge.live.socket import Socket
-from bridge.refusals import Refusal
+from bridge.refusals import Refusal, StoreUnavailable
 from bridge.vendor import airudder, signing
 from bridge.web import security
-from bridge.web.errors import invalid_body, json_response
+from bridge.web.body import read_body
+from bridge.web.errors import expect, invalid_body, json_response
 from bridge.web.params import query_int, valid_call_id
 
 log = logging.getLogger(__name__)
+
+HEALTH_WAIT = 0.25  # seconds /healthz waits for the store's answer
 
 
 async def callback(request: web.Request) -> web.Response:
     """The vendor's "callback: bot reply message"."""
     settings, metrics = request.app[SETTINGS], request.app[METRICS]
-    body = await request.read()
+    body = await read_body(request)
     if not signing.authentic(body, request.headers.get(signing.HEADER), settings):
         raise Refusal("bad_signature", f"{signing.HEADER} is missing or does not match", status=401)
     try:
@@ -41,7 +45,11 @@ async def callback(request: web.Request) -> web.Response:
         _not_too_old(payload, settings.max_callback_age)
     items = widget.translate_callback(payload)
     envelope = airudder.Envelope.of(payload)
-    appended = await request.app[STORE].append(payload.call_id, items, envelope=envelope)
+    try:  # one store timeout, whatever the store retries inside it: then the vendor retries
+        async with asyncio.timeout(settings.redis_timeout):
+            appended = await request.app[STORE].append(payload.call_id, items, envelope=envelope)
+    except TimeoutError:
+        raise StoreUnavailable("the session store did not answer in time") from None
     request.app[FANOUT].publish(payload.call_id, appended.epoch, appended.frames)
     metrics.callbacks.labels(payload.event, "stored").inc()
     return json_response({})
@@ -67,6 +75,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     Origin, token and socket limits are checked before the upgrade: a refused client gets
     a JSON answer and no frame of the session."""
     call_id = valid_call_id(request.match_info["call_id"])
+    if not all(value.isascii() for value in request.headers.values()):
+        # aiohttp's own refusal of a bad handshake echoes the header, and fails on non-ASCII
+        raise Refusal("bad_request", "request headers must be ASCII for a WebSocket")
     after = query_int(request, "after")
     epoch = request.query.get("epoch") or None
     token_expires = security.admit(request, call_id)
@@ -81,10 +92,15 @@ async def widget_schema(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """The process is alive: always 200, so a supervisor never restarts a bridge for a Redis
-    outage it recovers from by itself. ``store`` tells a person whether the session store
-    answers; load balancers should use /readyz."""
-    store = "up" if await request.app[STORE].ping() else "down"
+    """The process is alive: always 200, at once, so a supervisor never restarts a bridge
+    for a Redis outage it recovers from by itself (a liveness probe's timeout is often 1 s).
+    ``store`` tells a person whether the session store answered within ``HEALTH_WAIT``
+    (``unknown`` when it did not); load balancers should use /readyz."""
+    try:
+        async with asyncio.timeout(HEALTH_WAIT):
+            store = "up" if await request.app[STORE].ping() else "down"
+    except TimeoutError:
+        store = "unknown"
     return json_response({"status": "ok", "store": store})
 
 
@@ -103,9 +119,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_post("/webhooks/airudder", callback)
-    app.router.add_get("/ws/{call_id}", websocket)
-    app.router.add_get("/schema/widget-message.json", widget_schema)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/webhooks/airudder", callback, expect_handler=expect)
+    app.router.add_get("/ws/{call_id}", websocket, expect_handler=expect)
+    app.router.add_get("/schema/widget-message.json", widget_schema, expect_handler=expect)
+    app.router.add_get("/healthz", healthz, expect_handler=expect)
+    app.router.add_get("/readyz", readyz, expect_handler=expect)
+    app.router.add_get("/metrics", metrics, expect_handler=expect)

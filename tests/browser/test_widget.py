@@ -157,10 +157,16 @@ def test_list_opens_and_a_picked_row_becomes_the_persons_message(
 
     pick = chat.locator(".row-msg.from-user", has_text="网点查询")
     expect(pick).to_have_count(1)
-    bubble = pick.locator(".bubble")
-    expect(bubble).to_be_visible()  # bounding_box() does not wait; it is None until laid out
-    box, log = bubble.bounding_box(), chat.locator(".log").bounding_box()
-    assert box and log and box["x"] + box["width"] > log["x"] + log["width"] - 40  # right side
+    # Measured in one step in the page: the pending bubble is replaced by the server's copy,
+    # so two separate look-ups could straddle that swap.
+    right_side = pick.locator(".bubble").evaluate(
+        """(bubble) => {
+          const log = bubble.closest(".log").getBoundingClientRect();
+          const box = bubble.getBoundingClientRect();
+          return box.width > 0 && box.right > log.right - 40;
+        }"""
+    )
+    assert right_side, "the person's pick sits on the right"
     expect(chat.get_by_text("Chosen: 网点查询")).to_be_visible()
     opener.click()
     expect(sheet).to_be_visible()

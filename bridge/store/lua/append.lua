@@ -31,7 +31,7 @@ for i = 12, #ARGV, 4 do
     redis.call('XADD', KEYS[2], 'MAXLEN', limit, seq .. '-0', 'f', frame)
     redis.call('ZADD', KEYS[3], seq, ARGV[i])
     redis.call('ZADD', KEYS[4], seq, ARGV[i + 1])
-    redis.call('PUBLISH', ARGV[4], seq .. ' ' .. epoch .. ' ' .. frame)
+    redis.call(PUBLISH, ARGV[4], seq .. ' ' .. epoch .. ' ' .. frame)
     if ARGV[8] ~= '' then
       redis.call('ZADD', KEYS[7], seq, seq)
       redis.call('HSET', KEYS[8], seq, ARGV[9], seq .. ':t', ARGV[8])

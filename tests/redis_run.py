@@ -26,6 +26,7 @@ CONVERSATIONS = 20
 PER_CONVERSATION = 100  # 2,000 callbacks
 POST_ATTEMPTS = 600  # per callback, 0.05 s apart: 30 s of 503s at most
 RECONNECT_ATTEMPTS = 600  # per socket outage, 0.05 s apart
+AFTERWARDS = 10  # each conversation's last callbacks wait until what happens midway is over
 FINISH_TIMEOUT = 60.0  # seconds for the browsers to show everything after the last 200
 
 
@@ -123,7 +124,8 @@ async def failover_run(
     midway: Callable[[], Awaitable[Any]] | None = None,
     prefix: str = "c",
 ) -> dict[str, int]:
-    """The run; ``midway`` happens once half of the callbacks were taken. Returns counts
+    """The run; ``midway`` happens once half of the callbacks were taken, while they go on,
+    and the last AFTERWARDS of each conversation wait until it is over. Returns counts
     (refusals, socket reconnects, resets) for the test to report."""
     call_ids = [f"{prefix}{i}" for i in range(CONVERSATIONS)]
     browsers = [Browser(http, bridge, c) for c in call_ids for bridge in bridges]
@@ -133,10 +135,13 @@ async def failover_run(
     taken = 0
     refused = 0
     half = asyncio.Event()
+    over = asyncio.Event()  # what happens midway is over
 
     async def vendor(call_id: str, offset: int) -> None:
         nonlocal taken, refused
         for i in range(PER_CONVERSATION):
+            if i == PER_CONVERSATION - AFTERWARDS:
+                await over.wait()
             bridge = bridges[(i + offset) % 2]
             refused += await post_until_taken(http, bridge, callback(call_id, i))
             taken += 1
@@ -147,6 +152,7 @@ async def failover_run(
         await half.wait()
         if midway is not None:
             await midway()
+        over.set()
 
     expected = {c: [f"{c}-{i}" for i in range(PER_CONVERSATION)] for c in call_ids}
 

@@ -176,13 +176,18 @@ class ClusterSet:
 
     def owner(self, key: str) -> RedisServer:
         """The master of ``key``'s slot."""
-        with self.masters()[0].client() as client:
-            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+        slot = self.slot(key)
         port = next(port for start, end, port in self._slots() if start <= slot <= end)
         return next(server for server in self.servers if server.port == port)
 
-    def slot_count(self, master: RedisServer) -> int:
-        return sum(end - start + 1 for start, end, port in self._slots() if port == master.port)
+    def slot(self, key: str) -> int:
+        with self.masters()[0].client() as client:
+            return int(client.execute_command("CLUSTER", "KEYSLOT", key))
+
+    def slots_up_to(self, master: RedisServer, slot: int) -> int:
+        """How many of ``master``'s slots are not above ``slot``."""
+        ranges = [(start, end) for start, end, port in self._slots() if port == master.port]
+        return sum(min(end, slot) - start + 1 for start, end in ranges if start <= slot)
 
     def kill_master_and_rejoin(self, victim: RedisServer) -> None:
         """SIGKILL a master; once its replica took over, start it again: it rejoins as the

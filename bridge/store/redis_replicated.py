@@ -8,27 +8,33 @@ the replicas that have everything *this connection* wrote). One round trip; the 
 the replica's acknowledgement. Fewer than one replica in time: :class:`StoreUnavailable`
 (a 503; the write may be there, and the vendor's retry is de-duplicated).
 
-On a cluster the pipeline names its node: the master of the key's slot, or during a
-migration the node an ``ASK`` points to (after ``ASKING``); it never follows a
-redirection by itself, because a ``WAIT`` left on the old node would count a replica
-that never saw the write.
+On a cluster the commands go to one node as one batch: the master of the key's slot, or
+during a migration the node an ``ASK`` points to (after ``ASKING``). Not through the
+cluster pipeline: it follows a redirection command by command (a ``WAIT`` left on the old
+node would count a replica that never saw the write), and on a broken connection it
+closes the whole client, under every other request in flight. A node that does not
+answer makes the slot map be read again (one read at a time) and this write a 503.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import AskError, MovedError, NoScriptError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bridge.refusals import StoreUnavailable
 from bridge.store.redis_topology import Client
 
 ATTEMPTS = 4  # NOSCRIPT on a promoted replica, a slot that moved or is moving
 TRY_AGAIN = 0.02  # seconds before trying a slot in migration again
+_refreshing: dict[int, asyncio.Task[None]] = {}  # id(cluster client) -> its slot map read
 
 
 async def run_replicated(
@@ -51,7 +57,7 @@ async def run_replicated(
         except MovedError:
             assert isinstance(redis, RedisCluster)
             ask = None
-            await redis.nodes_manager.initialize()
+            await _refresh(redis)
             continue
         except AskError as exc:
             assert isinstance(redis, RedisCluster)
@@ -77,10 +83,28 @@ async def _on_node(
     node = ask or redis.get_node_from_key(keys[0])
     if node is None:
         raise StoreUnavailable("no master for the conversation's slot")
-    pipe = redis.pipeline(transaction=False)
-    if ask is not None:
-        pipe.execute_command("ASKING", target_nodes=node)
-    pipe.execute_command("EVALSHA", program.sha, len(keys), *keys, *args, target_nodes=node)
-    pipe.execute_command("WAIT", 1, wait_ms, target_nodes=node)
-    results = await pipe.execute(allow_redirections=False)
-    return results[-2], results[-1]
+    commands: list[tuple[Any, ...]] = [("ASKING",)] if ask is not None else []
+    commands += [("EVALSHA", program.sha, len(keys), *keys, *args), ("WAIT", 1, wait_ms)]
+    batch = [PipelineCommand(i, *command) for i, command in enumerate(commands)]
+    try:
+        await node.execute_pipeline(batch)
+    except (RedisConnectionError, RedisTimeoutError, OSError):
+        _spawn_refresh(redis)  # the master may have failed over: find its successor
+        raise
+    for command in batch:
+        if isinstance(command.result, Exception):
+            raise command.result
+    return batch[-2].result, batch[-1].result
+
+
+def _spawn_refresh(redis: RedisCluster) -> None:
+    if id(redis) not in _refreshing:
+        task = asyncio.create_task(_refresh(redis))
+        _refreshing[id(redis)] = task
+        task.add_done_callback(lambda _: _refreshing.pop(id(redis), None))
+
+
+async def _refresh(redis: RedisCluster) -> None:
+    """Read the slot map again (a failing read is left for the next write to retry)."""
+    with contextlib.suppress(Exception):  # no node answers now: the next write tries again
+        await redis.nodes_manager.initialize()

@@ -80,6 +80,7 @@ async def _on_node(
     wait_ms: int,
     ask: ClusterNode | None,
 ) -> tuple[Any, Any]:
+    await redis.initialize()  # the slot map, read once (the client starts without it)
     node = ask or redis.get_node_from_key(keys[0])
     if node is None:
         raise StoreUnavailable("no master for the conversation's slot")

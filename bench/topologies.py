@@ -28,7 +28,7 @@ from bridge.config import Settings
 from bridge.demo import samples
 from bridge.store.redis import RedisStore
 from bridge.vendor import airudder
-from tests.redis_topologies import ClusterSet, SentinelSet
+from tests.redis_topologies import ClusterSet, SentinelSet, running
 from tests.servers import RedisServer, free_port
 
 RESULTS = ROOT / "bench" / "results" / "topologies.json"
@@ -54,17 +54,11 @@ def topology(kind: str) -> Iterator[dict[str, str]]:
             finally:
                 server.stop()
         elif kind == "sentinel":
-            sentinels = SentinelSet(Path(directory)).start()
-            try:
+            with running(SentinelSet(Path(directory))) as sentinels:
                 yield {"BRIDGE_REDIS_SENTINELS": sentinels.addresses}
-            finally:
-                sentinels.stop()
         else:
-            cluster = ClusterSet(Path(directory)).start()
-            try:
+            with running(ClusterSet(Path(directory))) as cluster:
                 yield {"BRIDGE_REDIS_URL": cluster.url, "BRIDGE_REDIS_CLUSTER": "true"}
-            finally:
-                cluster.stop()
 
 
 async def ingest(port: int, seconds: float, concurrency: int) -> dict[str, float]:

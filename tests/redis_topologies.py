@@ -6,13 +6,15 @@ everything started is stopped.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import redis
 
@@ -23,6 +25,24 @@ SWITCH_TIMEOUT = 30.0  # seconds a fail-over, a rejoin or a cluster's start may 
 # A master refuses writes it cannot hand to a replica (the bridge also WAITs for one).
 SAFETY = ("--min-replicas-to-write", "1", "--min-replicas-max-lag", "10")
 FAST_SYNC = ("--repl-diskless-sync-delay", "0")  # a replica syncs at once, not after 5 s
+
+
+class Topology(Protocol):
+    def start(self) -> Topology: ...
+    def stop(self) -> None: ...
+
+
+T = TypeVar("T", bound=Topology)
+
+
+@contextlib.contextmanager
+def running(topology: T) -> Iterator[T]:
+    """``topology`` started, and stopped (whatever was started of it) afterwards."""
+    try:
+        topology.start()
+        yield topology
+    finally:
+        topology.stop()
 
 
 def until(check: Callable[[], bool], what: str, timeout: float = SWITCH_TIMEOUT) -> None:

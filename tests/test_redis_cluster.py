@@ -13,17 +13,14 @@ import pytest
 from bridge.store.redis_keys import channel
 from tests.helpers import until
 from tests.redis_run import CONVERSATIONS, Browser, callback, failover_run, post_until_taken
-from tests.redis_topologies import ClusterSet
+from tests.redis_topologies import ClusterSet, running
 from tests.servers import Bridge, RedisServer, free_port
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSet]:
-    topology = ClusterSet(tmp_path_factory.mktemp("cluster"))
-    try:
-        yield topology.start()
-    finally:
-        topology.stop()
+    with running(ClusterSet(tmp_path_factory.mktemp("cluster"))) as topology:
+        yield topology
 
 
 @pytest.fixture

@@ -11,17 +11,14 @@ import aiohttp
 import pytest
 
 from tests.redis_run import failover_run
-from tests.redis_topologies import SentinelSet
+from tests.redis_topologies import SentinelSet, running
 from tests.servers import Bridge, free_port
 
 
 @pytest.fixture
 def sentinels(tmp_path: Path) -> Iterator[SentinelSet]:
-    topology = SentinelSet(tmp_path)
-    try:
-        yield topology.start()
-    finally:
-        topology.stop()
+    with running(SentinelSet(tmp_path)) as topology:
+        yield topology
 
 
 @pytest.fixture

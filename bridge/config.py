@@ -87,6 +87,17 @@ class Settings(BaseSettings):
     redis_timeout: float = Field(
         5.0, gt=0, description="seconds a Redis call may take before the store counts as down"
     )
+    redis_sentinels: str = Field(
+        "", description="host:port,... of Redis Sentinels, asked for the master (docs/redis.md)"
+    )
+    redis_master: str = Field("mymaster", min_length=1, description="the Sentinel master name")
+    redis_cluster: bool = Field(False, description="BRIDGE_REDIS_URL is a node of a Redis Cluster")
+    redis_wait: int | None = Field(
+        None,
+        ge=0,
+        description="ms a write waits for a replica before it is acknowledged (503 after); 0: "
+        "off; default 1000 with Sentinel or Cluster, 0 on one Redis",
+    )
     workers: int = Field(1, ge=1, description="processes sharing the port (needs redis_url)")
     event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
         "auto", description="auto: uvloop when it is installed"
@@ -120,8 +131,11 @@ class Settings(BaseSettings):
             )
         if self.max_message_bytes > self.history_bytes:
             raise ValueError("BRIDGE_MAX_MESSAGE_BYTES must not exceed BRIDGE_HISTORY_BYTES")
-        if self.store_kind() == "redis" and not self.redis_url:
+        if self.store_kind() == "redis" and not (self.redis_url or self.redis_sentinels):
             raise ValueError("BRIDGE_STORE=redis needs BRIDGE_REDIS_URL")
+        if self.redis_cluster and (self.redis_sentinels or not self.redis_url):
+            raise ValueError("BRIDGE_REDIS_CLUSTER needs BRIDGE_REDIS_URL, without sentinels")
+        self.sentinel_addresses()  # a bad address stops the start
         return self
 
     # Split once: the signing secrets are read on every callback.
@@ -141,7 +155,27 @@ class Settings(BaseSettings):
     def store_kind(self) -> Literal["sqlite", "memory", "redis"]:
         if self.store is not None:
             return self.store
-        return "redis" if self.redis_url else "sqlite"
+        return "redis" if self.redis_url or self.redis_sentinels else "sqlite"
+
+    def redis_mode(self) -> Literal["single", "sentinel", "cluster"]:
+        if self.redis_sentinels:
+            return "sentinel"
+        return "cluster" if self.redis_cluster else "single"
+
+    def redis_wait_ms(self) -> int:
+        """How long a write waits for a replica (``WAIT 1 <ms>``); 0: it does not."""
+        if self.redis_wait is not None:
+            return self.redis_wait
+        return 0 if self.redis_mode() == "single" else 1000
+
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        addresses = []
+        for item in filter(None, (a.strip() for a in self.redis_sentinels.split(","))):
+            host, _, port = item.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"BRIDGE_REDIS_SENTINELS: {item!r} is not host:port")
+            addresses.append((host.strip("[]"), int(port)))
+        return addresses
 
     def data_path(self) -> Path:
         """Where the SQLite store lives: the setting, else systemd's ``$STATE_DIRECTORY``,

@@ -73,9 +73,10 @@ def http_json(url: str, body: Any = None, timeout: float = START_TIMEOUT) -> tup
 
 class RedisServer:
     """``redis-server`` on a free port with its files in ``directory``. With ``persistent``
-    every write is fsynced to an append-only file, so a restart keeps all of it."""
+    every write is fsynced to an append-only file, so a restart keeps all of it. ``extra``:
+    more of its options (``--replicaof``, ``--cluster-enabled``, ...)."""
 
-    def __init__(self, directory: Path, persistent: bool = False) -> None:
+    def __init__(self, directory: Path, persistent: bool = False, *extra: str) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError(
@@ -84,6 +85,7 @@ class RedisServer:
         self.executable = executable
         self.directory = directory
         self.persistent = persistent
+        self.extra = list(extra)
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
@@ -97,6 +99,7 @@ class RedisServer:
             "--save", "",
             "--dir", str(self.directory),
             *(persistence if self.persistent else ["--appendonly", "no"]),
+            *self.extra,
         ]  # fmt: skip
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.directory

@@ -28,7 +28,14 @@ from bridge.config import Settings
 from bridge.frames import DeliveryStatus, StatusFrame
 from bridge.refusals import Refusal, StoreUnavailable
 from bridge.store import Appended, Entry, Item, Replay
-from bridge.store.redis_base import UNAVAILABLE, available, client, new_epoch, script, status_parts
+from bridge.store.redis_base import (
+    UNAVAILABLE,
+    available,
+    client,
+    new_epoch,
+    register,
+    status_parts,
+)
 from bridge.store.redis_keys import SessionKeys, channel
 from bridge.store.redis_queue import RedisQueue
 from bridge.store.seen import encoded
@@ -54,7 +61,8 @@ class RedisStore(RedisQueue):
             socket_timeout=settings.redis_timeout,
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
         )
-        super().__init__(redis, max(1, round(settings.session_ttl * 1000)))
+        ttl_ms = max(1, round(settings.session_ttl * 1000))
+        super().__init__(redis, ttl_ms, settings.redis_wait_ms())
         self.history_limit = settings.history_limit
         self.history_bytes = settings.history_bytes
         self.max_message_bytes = settings.max_message_bytes
@@ -62,10 +70,11 @@ class RedisStore(RedisQueue):
         # dedup_retention after its last message (there is no total count: see README).
         self.dedup = (settings.dedup_per_call, max(1, round(settings.dedup_retention * 1000)))
         self.timeout = settings.redis_timeout
-        self._append = redis.register_script(script("append"))
-        self._replay = redis.register_script(script("replay"))
-        self._status = redis.register_script(script("status"))
-        self._touch = redis.register_script(script("touch"))
+        self._append = register(redis, "append")
+        self._replay = register(redis, "replay")
+        self._status = register(redis, "status")
+        self._touch = register(redis, "touch")
+        self._acknowledged |= {self._append, self._status}
         self._watched: Counter[str] = Counter()
         self._refresh_every = min(settings.sweep_interval, settings.session_ttl / 3)
         self._refresher: asyncio.Task[None] | None = None
@@ -188,10 +197,7 @@ class RedisStore(RedisQueue):
             if not watched:
                 continue
             try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for call_id in watched:
-                        await self._run(self._touch, call_id, [self.ttl_ms], client=pipe)
-                    await pipe.execute()
+                await self._each(self._touch, watched, [self.ttl_ms])
             except (*UNAVAILABLE, StoreUnavailable) as exc:
                 log.debug("expiry refresh failed: %s", exc)
 

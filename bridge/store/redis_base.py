@@ -8,25 +8,58 @@ from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.sentinel import SentinelConnectionPool
+from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    AskError,
+    ClusterError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bridge.config import Settings
 from bridge.frames import DeliveryStatus, StatusFrame
 from bridge.refusals import StoreUnavailable
+from bridge.store import redis_topology
+from bridge.store.redis_topology import Client
 
-# Redis is down, loading, full or a read-only replica after a fail-over: try again later.
-UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, OutOfMemoryError, ReadOnlyError)
+# Redis is down, loading, full or a read-only replica after a fail-over, a cluster's shard
+# has no master (yet), or moves: try again later.
+UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ClusterError,  # CLUSTERDOWN, MASTERDOWN
+    SlotNotCoveredError,
+    AskError,  # MOVED too: a slot moved under a pipeline that may not follow it
+    TryAgainError,
+)
+# Refusals of a master without enough replicas (min-replicas-to-write), or still loading.
+_TRANSIENT = ("NOREPLICAS", "LOADING")
 
 
 def script(name: str, session: bool = True) -> str:
-    """The source of ``lua/<name>.lua``; a session script (its KEYS are a SessionKeys)
-    starts with the shared head, ``session.lua``."""
+    """The source of ``lua/<name>.lua``; a session script (its KEYS are a SessionKeys,
+    then its ``live`` channel) starts with the shared head, ``session.lua``."""
     lua = resources.files("bridge.store") / "lua"
     head = (lua / "session.lua").read_text() if session else ""
     return head + (lua / f"{name}.lua").read_text()
+
+
+def register(redis: Client, name: str, session: bool = True) -> AsyncScript:
+    """``lua/<name>.lua`` for this deployment (see :func:`redis_topology.prelude`)."""
+    fenced = isinstance(redis, RedisCluster) or isinstance(
+        getattr(redis, "connection_pool", None), SentinelConnectionPool
+    )
+    return redis.register_script(redis_topology.prelude(redis, fenced) + script(name, session))
 
 
 @contextlib.contextmanager
@@ -36,17 +69,18 @@ def available() -> Iterator[None]:
         yield
     except UNAVAILABLE as exc:
         raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+    except ResponseError as exc:
+        if str(exc).split(" ", 1)[0] not in _TRANSIENT:
+            raise
+        raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
 
 
 def new_epoch() -> str:
     return secrets.token_hex(8)
 
 
-def client(settings: Settings, **options: Any) -> Redis:
-    assert settings.redis_url, "the Redis store needs settings.redis_url"
-    return Redis.from_url(
-        settings.redis_url, socket_connect_timeout=settings.redis_timeout, **options
-    )
+def client(settings: Settings, **options: Any) -> Client:
+    return redis_topology.client(settings, **options)
 
 
 def status_parts(status: DeliveryStatus, detail: str | None = None) -> tuple[bytes, bytes]:

@@ -10,30 +10,56 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from bridge.refusals import Refusal
 from bridge.store import Entry, Outgoing, Store, Waiting
-from bridge.store.redis_base import available, script, status_parts
+from bridge.store.redis_base import available, register, status_parts
 from bridge.store.redis_keys import QUEUES, SessionKeys, call_id_of_queue, channel, lease
+from bridge.store.redis_replicated import run_replicated
+from bridge.store.redis_topology import Client
 
 SCAN_COUNT = 500  # keys a SCAN step looks at: few round trips, no long block of Redis
 
 
 class RedisQueue(Store):
-    def __init__(self, redis: Redis, ttl_ms: int) -> None:
+    def __init__(self, redis: Client, ttl_ms: int, wait_ms: int = 0) -> None:
         super().__init__()
         self.redis = redis
         self.ttl_ms = ttl_ms
-        self._peek = redis.register_script(script("peek"))
-        self._settle = redis.register_script(script("settle"))
-        self._retry = redis.register_script(script("retry"))
-        self._claim = redis.register_script(script("claim", session=False))
-        self._release = redis.register_script(script("release", session=False))
+        self.wait_ms = wait_ms
+        self._peek = register(redis, "peek")
+        self._settle = register(redis, "settle")
+        self._retry = register(redis, "retry")
+        self._claim = register(redis, "claim", session=False)
+        self._release = register(redis, "release", session=False)
+        # Scripts whose reply is an acknowledgement: they wait for a replica (wait_ms).
+        self._acknowledged: set[AsyncScript] = {self._settle, self._retry}
 
     async def _run(self, program: Any, call_id: str, args: list[Any], client: Any = None) -> Any:
+        # The live channel is a key too: a cluster checks it is in the conversation's slot.
+        keys = [*SessionKeys.of(call_id), channel(call_id)]
         with available():
-            return await program(keys=list(SessionKeys.of(call_id)), args=args, client=client)
+            if client is None and self.wait_ms and program in self._acknowledged:
+                return await run_replicated(self.redis, program, keys, args, self.wait_ms)
+            return await program(keys=keys, args=args, client=client)
+
+    async def _each(self, program: AsyncScript, call_ids: list[str], args: list[Any]) -> Any:
+        """``program`` on each conversation, pipelined (one round trip per node). A
+        cluster's pipeline does not load scripts: a node without it (a promoted replica)
+        gets it, and the pipeline goes again."""
+        for attempt in range(2):
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for call_id in call_ids:
+                        await self._run(program, call_id, args, client=pipe)
+                    return await pipe.execute()
+            except NoScriptError:
+                if attempt:
+                    raise
+                await self.redis.script_load(program.script)
+        return None
 
     async def next_outgoing(self, call_id: str) -> Outgoing | None:
         count, *head = await self._run(self._peek, call_id, [1])
@@ -67,17 +93,15 @@ class RedisQueue(Store):
 
     async def waiting(self) -> list[Waiting]:
         """The conversations with a queue key: a SCAN (all of Redis, a little at a time;
-        it may name a key twice), then each queue's head, in one pipelined round trip."""
+        it may name a key twice; on a cluster every master), then each queue's head, in one
+        pipelined round trip."""
         with available():
             found = {
                 call_id_of_queue(key)
                 async for key in self.redis.scan_iter(match=QUEUES, count=SCAN_COUNT)
             }
             call_ids = sorted(found)
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for call_id in call_ids:
-                    await self._run(self._peek, call_id, [0], client=pipe)
-                heads = await pipe.execute()
+            heads = await self._each(self._peek, call_ids, [0])
         return [
             Waiting(call_id, int(head[0]), float(head[2]), not head[3])
             for call_id, head in zip(call_ids, heads, strict=True)

@@ -43,7 +43,7 @@ for i = 15, #ARGV, 4 do
     bytes = bytes + #frame
     redis.call('ZADD', KEYS[3], base + seq, ARGV[i])
     redis.call('ZADD', KEYS[4], seq, ARGV[i + 1])
-    redis.call('PUBLISH', ARGV[4], seq .. ' ' .. epoch .. ' ' .. frame)
+    redis.call(PUBLISH, ARGV[4], seq .. ' ' .. epoch .. ' ' .. frame)
     if ARGV[8] ~= '' then
       redis.call('ZADD', KEYS[7], seq, seq)
       redis.call('HSET', KEYS[8], seq, ARGV[9], seq .. ':t', ARGV[8])

@@ -21,6 +21,7 @@ from typing import Any
 
 from bench import rawws
 from bench.load import MAX_BEHIND, Callbacks, Receivers, Recorder, Sender, call_ids, drain
+from bench.report import table, targets
 from bench.servers import (
     PROFILED,
     ROOT,
@@ -33,8 +34,9 @@ from bench.servers import (
 from bridge.cli import new_event_loop
 
 RESULTS = ROOT / "bench" / "results"
-SYSTEMS = ("bridge-sqlite", "bridge-memory", "bridge-redis", "B0", "B1", "B2")
-SOCKET_SYSTEMS = ("bridge-sqlite", "bridge-memory", "bridge-redis", "B1", "B2")  # B0: none
+from bench.report import SYSTEMS  # noqa: E402
+
+SOCKET_SYSTEMS = SYSTEMS
 
 
 @dataclass
@@ -359,148 +361,6 @@ def profile(cfg: Config, systems: list[str]) -> None:
             work = lambda srv: run_async(ingest(srv, cfg, per))  # noqa: E731
             on_server(f"{PROFILED}{system}", server_cores, work)
             print(f"profile written to {RESULTS / f'profile-{system}.txt'}")
-
-
-# -- targets and table -------------------------------------------------------------------------
-
-
-def _get(out: dict[str, Any], *path: str) -> Any:
-    node: Any = out
-    for key in path:
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
-def _check(name: str, value: Any, limit: Any, ok: Callable[[float, float], bool]) -> dict[str, Any]:
-    if value == OVERLOADED:
-        return {"target": name, "value": value, "limit": limit, "met": False}
-    if value is None or limit is None:
-        return {"target": name, "value": value, "limit": limit, "met": None}
-    return {
-        "target": name,
-        "value": round(value, 3),
-        "limit": round(limit, 3),
-        "met": ok(value, limit),
-    }
-
-
-OVERLOADED = "overloaded, no frame measured"
-
-
-def _ratio(a: Any, b: Any) -> Any:
-    if OVERLOADED in (a, b):
-        return OVERLOADED
-    return a / b if a is not None and b else None
-
-
-def _p99(out: dict[str, Any], section: str, system: str) -> Any:
-    entry = _get(out, section, system)
-    if entry and entry.get("overloaded") and entry.get("p99_ms") is None:
-        return OVERLOADED
-    return _get(out, section, system, "p99_ms")
-
-
-def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
-    """Issue 7's targets, then the same latency ratios at the light rate ("info": not
-    targets, but what the latency targets say once no server is past its capacity)."""
-    ge = float.__ge__
-    le = float.__le__
-    ingest2 = _get(out, "ingest", "bridge-memory", "2", "callbacks_per_s")
-    b0 = _get(out, "ingest", "B0", "0", "callbacks_per_s")
-    b1 = _get(out, "ingest", "B1", "2", "callbacks_per_s")
-    kb = _get(out, "idle", "bridge-memory", "kb_per_socket")
-    b1_kb = _get(out, "idle", "B1", "kb_per_socket")
-    checks = [
-        _check("ingest, 2 sockets/call_id: bridge / B0 >= 0.6", _ratio(ingest2, b0), 0.6, ge),
-        _check("ingest, 2 sockets/call_id: bridge / B1 >= 2", _ratio(ingest2, b1), 2.0, ge),
-    ]
-    for latency, isolation, label in (
-        ("latency", "isolation", "at half of B0"),
-        ("latency_light", "isolation_light", f"info, at {out['light_rate']:.0f}/s"),
-    ):
-        p99 = _p99(out, latency, "bridge-memory")
-        b1_p99 = _p99(out, latency, "B1")
-        redis_p99 = _p99(out, latency, "bridge-redis")
-        stalled_p99 = _p99(out, isolation, "bridge-memory")
-        checks += [
-            _check(f"latency p99, memory store <= 10 ms ({label})", p99, 10.0, le),
-            _check(f"latency p99: bridge / B1 <= 0.5 ({label})", _ratio(p99, b1_p99), 0.5, le),
-            _check(f"latency p99, Redis store <= 25 ms ({label})", redis_p99, 25.0, le),
-            _check(
-                f"isolation: p99 stalled / without <= 1.2 ({label})",
-                _ratio(stalled_p99, p99),
-                1.2,
-                le,
-            ),
-        ]
-    return [
-        *checks,
-        _check("idle: KB RSS per socket <= 30", kb, 30.0, le),
-        _check("idle: bridge / B1 per-socket memory <= 0.7", _ratio(kb, b1_kb), 0.7, le),
-    ]
-
-
-def _cell(
-    out: dict[str, Any], section: str, system: str, fmt: Callable[[dict[str, Any]], str]
-) -> str:
-    if system in out["not_run"]:
-        return "not run"
-    entry = out[section].get(system)
-    if entry is None:
-        return "-"
-    if "not_run" in entry:
-        return "failed"
-    return fmt(entry)
-
-
-def _latency(e: dict[str, Any]) -> str:
-    if e["p50_ms"] is None:
-        return f"overloaded: took {e['rate_achieved']:.0f}/s, no frame measured"
-    text = f"{e['p50_ms']:.1f} / {e['p99_ms']:.1f} / {e['p999_ms']:.1f}"
-    text += f" (m99 {e['p99_window_median_ms']:.1f})"
-    if e["overloaded"]:
-        text += f" overloaded: took {e['rate_achieved']:.0f}/s"
-    return text
-
-
-def table(out: dict[str, Any]) -> str:
-    rate, light = out["latency_rate"]["rate"], out["light_rate"]
-    rows: list[tuple[str, str, Callable[[dict[str, Any]], str]]] = [
-        ("ingest, 0 sockets: callbacks/s", "ingest", lambda e: f"{e['0']['callbacks_per_s']:.0f}"),
-        (
-            "ingest, 2 sockets/call_id: callbacks/s",
-            "ingest",
-            lambda e: f"{e['2']['callbacks_per_s']:.0f}" if "2" in e else "n/a",
-        ),
-        (
-            "ingest: server CPU µs per callback, 0 / 2 sockets",
-            "ingest",
-            lambda e: " / ".join(
-                str(e[k].get("server_cpu_us_per_callback")) for k in ("0", "2") if k in e
-            ),
-        ),
-        (f"latency at {rate:.0f}/s: p50 / p99 / p99.9 (m99) ms", "latency", _latency),
-        ("isolation, 10% stalled, same rate", "isolation", _latency),
-        (f"latency at {light:.0f}/s", "latency_light", _latency),
-        (f"isolation at {light:.0f}/s, 10% stalled", "isolation_light", _latency),
-        ("idle: KB RSS per socket", "idle", lambda e: f"{e['kb_per_socket']}"),
-        ("idle: CPU % of one core", "idle", lambda e: f"{e['idle_cpu_percent']}"),
-    ]
-    systems = [s for s in SYSTEMS if any(s in out[r[1]] or s in out["not_run"] for r in rows)]
-    lines = [
-        "| workload | " + " | ".join(systems) + " |",
-        "|---|" + "---|" * len(systems),
-    ]
-    for label, section, fmt in rows:
-        cells = [_cell(out, section, s, fmt) for s in systems]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", "| target | value | limit | met |", "|---|---|---|---|"]
-    for t in out["targets"]:
-        met = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
-        lines.append(f"| {t['target']} | {t['value']} | {t['limit']} | {met} |")
-    return "\n".join(lines)
 
 
 def main() -> None:

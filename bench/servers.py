@@ -131,9 +131,8 @@ def redis_server(cores: set[int]) -> Iterator[str]:
 BRIDGE = [sys.executable, "-m", "bridge", "serve", "--port"]
 BRIDGE_ENV = {
     "BRIDGE_SIGNING_SECRET": SECRET,
-    # The baselines log nothing per request; an access log line per callback would
-    # measure the terminal, not the bridge.
-    "BRIDGE_LOG_LEVEL": "WARNING",
+    # As shipped: log level INFO with the access log on, to stderr, which start() sends to
+    # a file (as an operator sends it to journald).
     # The idle-scale workload holds 19,500 sockets; the default bound is 10,000.
     "BRIDGE_MAX_SOCKETS": "20000",
 }
@@ -146,9 +145,12 @@ def command(system: str, port: int, redis_url: str | None) -> tuple[list[str], d
         out = str(ROOT / "bench" / "results" / f"profile-{bridge}.txt")
         profiler = [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", out]
         return [*profiler, *cmd[1:]], env  # cmd[0] is the interpreter
-    if system == "bridge-sqlite":  # the default store, in a data directory of its own
+    if system in ("bridge-sqlite", "bridge-quiet"):  # the default store, its own directory
         data_dir = tempfile.mkdtemp(prefix="bench-data-")
-        return [*BRIDGE, str(port)], {**BRIDGE_ENV, "BRIDGE_DATA_DIR": data_dir}
+        env = {**BRIDGE_ENV, "BRIDGE_DATA_DIR": data_dir}
+        if system == "bridge-quiet":  # tuned: no access log, no INFO lines
+            env["BRIDGE_LOG_LEVEL"] = "WARNING"
+        return [*BRIDGE, str(port)], env
     if system == "bridge-memory":
         return [*BRIDGE, str(port)], {**BRIDGE_ENV, "BRIDGE_STORE": "memory"}
     if system == "bridge-redis":

@@ -15,6 +15,7 @@ import re
 import sys
 import threading
 import time
+import time as _time
 from types import TracebackType
 from typing import TextIO
 
@@ -22,6 +23,8 @@ import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from prometheus_client import Counter
+
+from bridge.access_log import FLUSH_EVERY, AccessLine, AccessLines
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 ACCESS_LOGGER = "aiohttp.access"
@@ -122,13 +125,23 @@ class Writer(threading.Thread):
         self.formatter = formatter
         self.stream = stream
         self.redact = RedactTokens()
+        self.access = AccessLines(size, isinstance(formatter, JsonFormatter))
 
     def run(self) -> None:
-        while (record := self.lines.get()) is not None:
+        record: logging.LogRecord | bool | None = True
+        while record is not None:
             try:
-                self.redact.filter(record)
-                self.stream.write(self.formatter.format(record) + "\n")
-                self.stream.flush()
+                record = self.lines.get(timeout=FLUSH_EVERY)
+            except queue.Empty:
+                record = False  # the access lines' turn
+            try:
+                text = self.access.take()  # what piled up, in one write
+                if isinstance(record, logging.LogRecord):
+                    self.redact.filter(record)
+                    text += self.formatter.format(record) + "\n"
+                if text:
+                    self.stream.write(text)
+                    self.stream.flush()
             except Exception:  # noqa: S112 - a line that cannot be written is dropped
                 continue
 
@@ -190,18 +203,23 @@ class AccessLogger(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         call_id = _route_call_id(request) or request.get(CALL_ID)
+        line = AccessLine(
+            _time.time(), request.remote, request.method, request.path_qs, response.status,
+            time, call_id,
+        )  # fmt: skip
+        # Formatted and written by the writer thread: a tuple on the event loop.
+        if _writer is not None:
+            if not _writer.access.append(line):
+                DROPPED.inc()
+            return
         extra: dict[str, object] = {"status": response.status}
         if call_id:
             extra["call_id"] = call_id
-        self.logger.info(
-            '%s "%s %s" %s %.3fs',
-            request.remote,
-            request.method,
-            request.path_qs,
-            response.status,
-            time,
-            extra=extra,
-        )
+        self.logger.info(_message(line), extra=extra)
+
+
+def _message(line: AccessLine) -> str:
+    return f'{line.remote} "{line.method} {line.path_qs}" {line.status} {line.seconds:.3f}s'
 
 
 def _route_call_id(request: web.BaseRequest) -> str | None:

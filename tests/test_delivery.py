@@ -39,6 +39,20 @@ async def statuses_until(ws: Any, want: dict[int, str]) -> dict[int, str]:
     return seen
 
 
+async def rejoin_after_expiry(client: Client, call_id: str, epoch: str) -> Any:
+    """A socket joined once the conversation has expired (a new epoch). The idle expiry
+    (0.3 s) passing is what the callers test, so this waits; each look touches the
+    conversation, so it looks seldom."""
+    for _ in range(20):
+        await asyncio.sleep(0.6)
+        ws = await client.ws_connect(f"/ws/{call_id}")
+        _, ready = await until_ready(ws)
+        if ready["epoch"] != epoch:
+            return ws
+        await ws.close()
+    raise AssertionError(f"{call_id} never expired")
+
+
 @pytest.fixture
 async def bridge(
     make_client: MakeClient, upstream: tuple[Upstream, str], store: dict[str, Any]
@@ -104,15 +118,7 @@ async def test_after_the_idle_expiry_a_new_message_is_forwarded(
     await ws.send_json(send("before"))
     await statuses_until(ws, {1: "sent"})
     await ws.close()
-    for _ in range(20):  # wait for the expiry (each look touches it: look less often)
-        await asyncio.sleep(0.6)
-        ws = await client.ws_connect("/ws/again")
-        _, ready = await until_ready(ws)
-        if ready["epoch"] != first["epoch"]:
-            break
-        await ws.close()
-    else:
-        raise AssertionError("the conversation never expired")
+    ws = await rejoin_after_expiry(client, "again", first["epoch"])
     await ws.send_json(send("after"))
     await statuses_until(ws, {1: "sent"})
     assert up.texts() == ["before", "after"]
@@ -133,15 +139,7 @@ async def test_a_message_resent_after_the_conversation_started_over_is_not_sent_
     await ws.send_json(out)
     await statuses_until(ws, {1: "sent"})
     await ws.close()
-    for _ in range(20):  # wait for the expiry (each look touches it: look less often)
-        await asyncio.sleep(0.6)
-        ws = await client.ws_connect("/ws/restart")
-        _, ready = await until_ready(ws)
-        if ready["epoch"] != first["epoch"]:
-            break
-        await ws.close()
-    else:
-        raise AssertionError("the conversation never expired")
+    ws = await rejoin_after_expiry(client, "restart", first["epoch"])
     await ws.send_json(out)  # the widget re-sends what it never saw acknowledged
     while (data := await frame(ws))["type"] != "error":
         assert data["type"] != "ack", data

@@ -19,9 +19,8 @@ from pydantic import ValidationError
 
 from bridge.demo import samples
 from bridge.keys import HTTP, SETTINGS
-from bridge.refusals import Refusal
 from bridge.vendor import airudder, signing
-from bridge.web.body import read_body
+from bridge.web.body import read_signed
 from bridge.web.errors import invalid_body
 
 log = logging.getLogger(__name__)
@@ -63,9 +62,7 @@ def _fresh(message: dict[str, Any], msg_id: str) -> dict[str, Any]:
 async def inbound(request: web.Request) -> web.Response:
     """The bot's upstream endpoint: answer 200 at once, as a real bot would, and reply a
     moment later with a callback."""
-    body = await read_body(request)
-    if not signing.authentic(body, request.headers.get(signing.HEADER), request.app[SETTINGS]):
-        raise Refusal("bad_signature", f"{signing.HEADER} is missing or does not match", status=401)
+    body = await read_signed(request)
     try:
         said = airudder.UpstreamRequest.model_validate_json(body)
     except ValidationError as exc:

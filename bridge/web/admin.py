@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bridge.keys import SETTINGS, STORE
 from bridge.refusals import Refusal
-from bridge.vendor import airudder, signing
-from bridge.web.body import read_body
+from bridge.vendor import airudder
+from bridge.web.body import read_signed
 from bridge.web.errors import expect, invalid_body, json_response
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,7 @@ async def forget(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     if not settings.signing_secrets():
         raise Refusal("admin_disabled", "set BRIDGE_SIGNING_SECRET to use /admin", status=403)
-    body = await read_body(request)
-    if not signing.authentic(body, request.headers.get(signing.HEADER), settings):
-        raise Refusal("bad_signature", f"{signing.HEADER} is missing or does not match", status=401)
+    body = await read_signed(request)
     try:
         ask = ForgetRequest.model_validate_json(body)
     except ValidationError as exc:

@@ -17,6 +17,7 @@ from aiohttp import hdrs, web
 
 from bridge.keys import SETTINGS
 from bridge.refusals import Refusal
+from bridge.vendor import signing
 
 GZIP = 16 + zlib.MAX_WBITS
 ZLIB = zlib.MAX_WBITS
@@ -68,6 +69,15 @@ async def read_body(request: web.Request) -> bytes:
     if window is None:
         return raw
     return inflate(raw, window, limit)
+
+
+async def read_signed(request: web.Request) -> bytes:
+    """The body, once its ``X-AIRudder-Sign`` verifies (or no secret is set: development);
+    401 ``bad_signature`` otherwise. Checked on the raw bytes, before any parsing."""
+    body = await read_body(request)
+    if not signing.authentic(body, request.headers.get(signing.HEADER), request.app[SETTINGS]):
+        raise Refusal("bad_signature", f"{signing.HEADER} is missing or does not match", status=401)
+    return body
 
 
 def inflate(raw: bytes, window: int, limit: int) -> bytes:

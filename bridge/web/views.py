@@ -15,9 +15,9 @@ from bridge.keys import FANOUT, METRICS, SETTINGS, SLOTS, STORE
 from bridge.limits import FrameGate
 from bridge.live.socket import Socket
 from bridge.refusals import Refusal, StoreUnavailable
-from bridge.vendor import airudder, signing
+from bridge.vendor import airudder
 from bridge.web import security
-from bridge.web.body import read_body
+from bridge.web.body import read_signed
 from bridge.web.errors import expect, invalid_body, json_response
 from bridge.web.params import query_int, valid_call_id
 
@@ -29,9 +29,7 @@ HEALTH_WAIT = 0.25  # seconds /healthz waits for the store's answer
 async def callback(request: web.Request) -> web.Response:
     """The vendor's "callback: bot reply message"."""
     settings, metrics = request.app[SETTINGS], request.app[METRICS]
-    body = await read_body(request)
-    if not signing.authentic(body, request.headers.get(signing.HEADER), settings):
-        raise Refusal("bad_signature", f"{signing.HEADER} is missing or does not match", status=401)
+    body = await read_signed(request)
     try:
         payload = airudder.parse_callback(body)
     except ValidationError as exc:

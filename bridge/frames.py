@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from bridge.kinds import rebuild_on_change
+from bridge.refusals import Refusal
 from bridge.widget import WidgetMessage
 
 DeliveryStatus = Literal["sending", "sent", "failed"]
@@ -106,3 +108,31 @@ def error(
     return ErrorFrame(
         client_msg_id=client_msg_id, seq=seq, error=ErrorBody(code=code, detail=detail)
     ).encode()
+
+
+def parse_client(data: str | bytes) -> ClientFrame:
+    """A client frame, or ``Refusal("invalid_frame")`` naming the first field at fault."""
+    if isinstance(data, bytes):
+        raise Refusal("invalid_frame", "frames are JSON text")
+    try:
+        return CLIENT_FRAME.validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "frame"
+        raise Refusal("invalid_frame", f"{where}: {first['msg']}") from None
+
+
+def echo(data: str | bytes) -> tuple[str | None, int | None]:
+    """The client_msg_id (and a retry's seq) of a refused frame, read leniently, so the
+    widget knows which of its messages the error is about."""
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(raw, dict):
+        return None, None
+    client_msg_id, seq = raw.get("client_msg_id"), raw.get("seq")
+    return (
+        client_msg_id if isinstance(client_msg_id, str) else None,
+        seq if raw.get("type") == "retry" and type(seq) is int else None,
+    )

@@ -13,9 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
-from pydantic import ValidationError
 
 from bridge import frames
 from bridge.delivery.request import outgoing_body
@@ -194,7 +192,7 @@ class Socket:
                 continue
             try:
                 self.gate.check()
-                frame = _parse(msg.data)
+                frame = frames.parse_client(msg.data)
                 await HANDLERS[type(frame)](self, frame)
             except Refusal as refusal:
                 self.metrics.rejections.labels(refusal.code).inc()
@@ -204,7 +202,7 @@ class Socket:
                     )
                     await self.close(WSCloseCode.POLICY_VIOLATION, refusal.detail)
                     return
-                await self.send(frames.error(refusal.code, refusal.detail, *_echo(msg.data)))
+                await self.send(frames.error(refusal.code, refusal.detail, *frames.echo(msg.data)))
 
     async def _on_send(self, frame: SendFrame) -> None:
         if not frame.text.strip():
@@ -270,33 +268,6 @@ HANDLERS: dict[type[frames.ClientFrame], Handler] = {
     ChooseFrame: Socket._on_choose,
     RetryFrame: Socket._on_retry,
 }
-
-
-def _parse(data: str | bytes) -> frames.ClientFrame:
-    if isinstance(data, bytes):
-        raise Refusal("invalid_frame", "frames are JSON text")
-    try:
-        return frames.CLIENT_FRAME.validate_json(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "frame"
-        raise Refusal("invalid_frame", f"{where}: {first['msg']}") from None
-
-
-def _echo(data: str | bytes) -> tuple[str | None, int | None]:
-    """The client_msg_id (and a retry's seq) of a refused frame, read leniently, so the
-    widget knows which of its messages the error is about."""
-    try:
-        raw = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None, None
-    if not isinstance(raw, dict):
-        return None, None
-    client_msg_id, seq = raw.get("client_msg_id"), raw.get("seq")
-    return (
-        client_msg_id if isinstance(client_msg_id, str) else None,
-        seq if raw.get("type") == "retry" and type(seq) is int else None,
-    )
 
 
 def _too_big(error: object) -> bool:

@@ -92,7 +92,7 @@ async def left_behind(
     else:
         with redis_server.client() as admin:
             keys = [k for c in call_ids for k in admin.keys(f"bridge:{{{c}}}:*")]
-            # The de-duplication keys outlive the session (by design: see README, Security).
+            # The de-duplication keys outlive the session (by design: see docs/security.md).
             left["keys"] = [k for k in keys if not k.endswith(b":keys")]
             left["channels"] = admin.pubsub_channels("bridge:*")
     return {what: value for what, value in left.items() if value}

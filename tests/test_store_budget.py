@@ -108,7 +108,7 @@ async def test_identities_kept_per_conversation_are_bounded(store: dict[str, Any
 
 async def test_the_total_is_bounded_least_recently_active_first(store: dict[str, Any]) -> None:
     if "redis_url" in store:
-        pytest.skip("Redis bounds each conversation, not the total (README, Security)")
+        pytest.skip("Redis bounds each conversation, not the total (docs/security.md)")
     async with open_hub(Settings(**store, dedup_total=6)) as opened:
         for call_id in ("a", "b", "c"):
             await opened.append(call_id, said(call_id, 3))

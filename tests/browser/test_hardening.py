@@ -77,7 +77,7 @@ def seed_with_local_media(bridge: Bridge, site: HostSite, call_id: str) -> dict[
 
 
 def widget_page(site: HostSite, bridge: Bridge, call_id: str, data_token: str) -> str:
-    """A customer's page embedding the widget, as the README's security section shows."""
+    """A customer's page embedding the widget, as docs/security.md shows."""
     return site.page(
         f"{call_id}.html",
         '<!doctype html><html><head><meta charset="utf-8"><title>Shop</title></head><body>'

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     history_limit: int = Field(500, ge=1, description="messages kept per call_id")
     history_bytes: int = Field(2 << 20, ge=1024, description="message bytes kept per call_id")
     max_message_bytes: int = Field(64 << 10, ge=256, description="largest encoded message")
-    # De-duplication outlives the session (README, Security: "Replayed callbacks").
+    # De-duplication outlives the session (docs/security.md, "Replayed callbacks").
     dedup_retention: float = Field(86400.0, gt=0, description="seconds after a call's last")
     dedup_per_call: int = Field(5000, ge=1, description="identities remembered per call_id")
     dedup_total: int = Field(500_000, ge=1, description="identities remembered in all")

@@ -3,7 +3,7 @@
 A website's back end mints a token for the ``call_id`` its visitor chats on and puts it in
 the page; the widget sends it as ``?token=`` when it opens ``/ws/{call_id}``. A token is a
 standard JWT (RFC 7519) signed with HS256 under ``BRIDGE_WIDGET_SECRET``, so any JWT
-library can mint one (README: Python, Node, PHP):
+library can mint one (docs/security.md: Python, Node, PHP):
 
     header  {"alg": "HS256", "typ": "JWT"}
     claims  {"sub": call_id, "aud": "airudder-bridge:widget", "exp": expiry, "iat": now}

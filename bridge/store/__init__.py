@@ -97,7 +97,7 @@ class Store(ABC):
 
     @abstractmethod
     async def replay(self, call_id: str, after: int | None, epoch: str | None) -> Replay:
-        """The frames a socket joining now must get first (see README, "Recovery")."""
+        """The frames a socket joining now must get first (see docs/protocol.md, "Recovery")."""
 
     @abstractmethod
     async def latest(self, call_id: str) -> tuple[str, Entry] | None:

@@ -67,7 +67,7 @@ class RedisStore(RedisQueue):
         self.history_bytes = settings.history_bytes
         self.max_message_bytes = settings.max_message_bytes
         # The de-duplication keys: the newest dedup_per_call of a conversation, expiring
-        # dedup_retention after its last message (there is no total count: see README).
+        # dedup_retention after its last message (there is no total count: see docs/security.md).
         self.dedup = (settings.dedup_per_call, max(1, round(settings.dedup_retention * 1000)))
         self.timeout = settings.redis_timeout
         self._append = register(redis, "append")

@@ -1,6 +1,6 @@
 """What the memory and SQLite stores remember of acknowledged messages, outliving the
 history and the session: each one's de-duplication key, per call_id, so that a retried or
-replayed callback is acknowledged and shows nothing new (README, Security, "Replayed
+replayed callback is acknowledged and shows nothing new (docs/security.md, "Replayed
 callbacks"). Also the per-message size check every store makes before it changes anything.
 
 A key maps to its *ordinal*: the n-th key remembered for that call_id. A session's messages

@@ -55,7 +55,7 @@ async def callback(request: web.Request) -> web.Response:
 
 def _not_too_old(payload: airudder.Callback, max_age: float) -> None:
     """Refuse (422, not retried) a body with a message stamped more than ``max_age`` seconds
-    ago: a captured body replayed after its identities were forgotten (README, Security)."""
+    ago: a captured body replayed after its identities were forgotten (docs/security.md)."""
     oldest = time.time() - max_age
     for index, message in enumerate(payload.messages):
         if message.timestamp < oldest:

@@ -1,6 +1,8 @@
 """``python -m bench``: the whole comparison, one server at a time, each started fresh as
 a subprocess on 127.0.0.1 and stopped after its workload. Prints a table and writes
-``bench/results/latest.json``. ``--quick`` is a one-minute smoke run."""
+``bench/results/latest.json``. Workloads: ingest, latency, isolation, idle and attack
+(the latency workload clean, then under gzip bombs and stalled bodies: bridges only).
+``--quick`` is a one-minute smoke run."""
 
 from __future__ import annotations
 
@@ -54,6 +56,8 @@ class Config:
     idle_workers: int = 2
     idle_window: float = 25.0  # covers a heartbeat round of both (bridge 20 s, Engine.IO 25 s)
     idle_systems: tuple[str, ...] = ("bridge-memory", "B1")
+    attack_bombs: int = 4  # gzip bombs in flight at once, continuously
+    attack_stalled: int = 50  # stalled bodies held open (headers and one byte)
 
 
 QUICK = Config(
@@ -248,6 +252,62 @@ def idle(server: Process, socketio: bool, cfg: Config) -> dict[str, Any]:
     }
 
 
+def under_attack(server: Process, cfg: Config, rate: float) -> dict[str, Any]:
+    """5: the latency workload twice on one server, clean and then while an attacker
+    (``bench.attack``, a process on the load generator's core) keeps gzip bombs in flight
+    and holds stalled bodies: what hostile traffic costs a victim conversation."""
+    clean = run_async(latency(server, cfg, rate, 0.0))
+    bound = 60.0 + 2 * (cfg.warmup + cfg.latency_seconds) + cfg.call_ids / 50
+    attacker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.attack",
+            "--port",
+            str(server.port),
+            "--bombs",
+            str(cfg.attack_bombs),
+            "--stalled",
+            str(cfg.attack_stalled),
+            "--seconds",
+            str(bound),
+        ],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _read_line(attacker, time.monotonic() + 60.0)  # the bomb built, the stalls open
+        cpu_before = server.cpu_seconds()
+        attacked = run_async(latency(server, cfg, rate, 0.0))
+        cpu_attack = server.cpu_seconds() - cpu_before
+    finally:
+        assert attacker.stdin is not None
+        attacker.stdin.close()
+        try:
+            report = _read_line(attacker, time.monotonic() + 60.0)
+        finally:
+            try:
+                attacker.wait(30.0)
+            except subprocess.TimeoutExpired:
+                attacker.kill()
+                attacker.wait()
+
+    def ratio(key: str) -> float | None:
+        a, c = attacked.get(key), clean.get(key)
+        return round(a / c, 2) if a is not None and c else None
+
+    return {
+        "rate": rate,
+        "clean": clean,
+        "attacked": attacked,
+        "attack": report,
+        "ratio": {k: ratio(k) for k in ("p50_ms", "p99_ms", "p99_window_median_ms")},
+        "server_cpu_s_whole_attacked_phase": round(cpu_attack, 2),
+    }
+
+
 # -- orchestration ---------------------------------------------------------------------------
 
 
@@ -303,6 +363,7 @@ def run(cfg: Config, systems: list[str], skip: set[str]) -> dict[str, Any]:
         "latency_light": {},
         "isolation_light": {},
         "idle": {},
+        "attack": {},
     }
 
     def ingest_for(per_call: int) -> Callable[[Process], dict[str, Any]]:
@@ -345,6 +406,16 @@ def run(cfg: Config, systems: list[str], skip: set[str]) -> dict[str, Any]:
                 out["idle"][system] = on_server(
                     system, server_cores, lambda srv: idle(srv, srv.name in SOCKETIO, cfg)
                 )
+    if "attack" not in skip:
+        print(
+            f"under attack at {cfg.light_rate:.0f} callbacks/s: {cfg.attack_bombs} gzip bombs "
+            f"in flight, {cfg.attack_stalled} stalled bodies"
+        )
+        for system in runnable:
+            if system.startswith("bridge"):
+                out["attack"][system] = on_server(
+                    system, server_cores, lambda srv: under_attack(srv, cfg, cfg.light_rate)
+                )
     out["targets"] = targets(out)
     return out
 
@@ -368,7 +439,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a ~1 minute smoke run")
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
     parser.add_argument(
-        "--skip", nargs="+", default=[], choices=["ingest", "latency", "isolation", "idle"]
+        "--skip",
+        nargs="+",
+        default=[],
+        choices=["ingest", "latency", "isolation", "idle", "attack"],
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     parser.add_argument(

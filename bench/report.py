@@ -124,7 +124,9 @@ def _attack_cost(e: dict[str, Any]) -> str:
     text += f"server CPU {cpu[0]}% -> {cpu[1]}%; "
     per_s = sum(bombs.values()) / attack["seconds"] if attack.get("seconds") else 0.0
     text += f"{bombs.get('413', 0)} bombs 413 ({per_s:.0f}/s), {stalled.get('408', 0)} stalls 408"
-    return text + (f", {others} other" if others else "")
+    text += f", {others} other" if others else ""
+    load = e["clean"].get("loadavg_1min_after"), e["attacked"].get("loadavg_1min_after")
+    return text + (f"; load average {load[0]:.1f}, {load[1]:.1f}" if None not in load else "")
 
 
 def table(out: dict[str, Any]) -> str:

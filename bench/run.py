@@ -257,6 +257,7 @@ def under_attack(server: Process, cfg: Config, rate: float) -> dict[str, Any]:
     (``bench.attack``, a process on the load generator's core) keeps gzip bombs in flight
     and holds stalled bodies: what hostile traffic costs a victim conversation."""
     clean = run_async(latency(server, cfg, rate, 0.0))
+    clean["loadavg_1min_after"] = os.getloadavg()[0]  # a busy machine shows here
     bound = 60.0 + 2 * (cfg.warmup + cfg.latency_seconds) + cfg.call_ids / 50
     attacker = subprocess.Popen(
         [
@@ -282,6 +283,7 @@ def under_attack(server: Process, cfg: Config, rate: float) -> dict[str, Any]:
         cpu_before = server.cpu_seconds()
         attacked = run_async(latency(server, cfg, rate, 0.0))
         cpu_attack = server.cpu_seconds() - cpu_before
+        attacked["loadavg_1min_after"] = os.getloadavg()[0]
     finally:
         assert attacker.stdin is not None
         attacker.stdin.close()

@@ -9,7 +9,8 @@ connection that sent a callback's headers and one byte of a 1 MB body, read the 
 its stdin closes, after ``--seconds``, or after ``--max-requests``, whichever comes first.
 
 Prints one JSON line once the bomb is built and the stalled connections are open
-(``{"ready": true}``), and one with the counts when it stops.
+(``{"ready": true}``), one with the counts so far for each line read on stdin, and one
+with the counts when it stops.
 """
 
 from __future__ import annotations
@@ -148,9 +149,13 @@ def main() -> None:
         attack.opened.acquire(timeout=WAIT)
     print(json.dumps({"ready": True, "bomb_bytes": len(body)}), flush=True)
 
-    # Until the workload closes stdin (or the deadline): then stop and wait for the threads.
+    # A line on stdin: print the counts so far (the workload's phases); stdin closed (or
+    # the deadline): stop and wait for the threads.
     def watch_stdin() -> None:
-        sys.stdin.read()
+        for _ in sys.stdin:
+            with attack.lock:
+                counts = {"bombs": dict(attack.bombs), "stalled": dict(attack.stalled)}
+            print(json.dumps(counts), flush=True)
         attack.stop.set()
 
     threading.Thread(target=watch_stdin, daemon=True).start()

@@ -122,8 +122,11 @@ def _attack_cost(e: dict[str, Any]) -> str:
     text = f"p99 x{ratio['p99_ms']}, m99 x{ratio['p99_window_median_ms']}; "
     cpu = e["clean"]["server_cpu_percent"], e["attacked"]["server_cpu_percent"]
     text += f"server CPU {cpu[0]}% -> {cpu[1]}%; "
-    per_s = sum(bombs.values()) / attack["seconds"] if attack.get("seconds") else 0.0
-    text += f"{bombs.get('413', 0)} bombs 413 ({per_s:.0f}/s), {stalled.get('408', 0)} stalls 408"
+    text += f"{bombs.get('413', 0)} bombs 413, {stalled.get('408', 0)} stalls 408"
+    if "alone" in e:  # the attack without the victim
+        alone = e["alone"]
+        text += f"; alone {alone['bombs_per_s']:.0f} bombs/s at {alone['server_cpu_percent']}%"
+        text += f" CPU, {alone['server_cpu_ms_per_bomb']} ms CPU per bomb"
     text += f", {others} other" if others else ""
     load = e["clean"].get("loadavg_1min_after"), e["attacked"].get("loadavg_1min_after")
     return text + (f"; load average {load[0]:.1f}, {load[1]:.1f}" if None not in load else "")

@@ -58,6 +58,7 @@ class Config:
     idle_systems: tuple[str, ...] = ("bridge-memory", "B1")
     attack_bombs: int = 4  # gzip bombs in flight at once, continuously
     attack_stalled: int = 50  # stalled bodies held open (headers and one byte)
+    attack_alone_seconds: float = 3.0  # the attack without the victim, for its CPU cost
 
 
 QUICK = Config(
@@ -67,6 +68,7 @@ QUICK = Config(
     latency_seconds=2.0,
     idle_sockets=2_000,
     idle_window=3.0,
+    attack_alone_seconds=1.0,
 )
 
 
@@ -278,11 +280,25 @@ def under_attack(server: Process, cfg: Config, rate: float) -> dict[str, Any]:
         stdout=subprocess.PIPE,
         text=True,
     )
+
+    def counts() -> tuple[float, float, int]:
+        """(server CPU seconds, time, bombs answered so far)."""
+        assert attacker.stdin is not None
+        attacker.stdin.write("counts\n")
+        attacker.stdin.flush()
+        bombs = sum(_read_line(attacker, time.monotonic() + 30.0)["bombs"].values())
+        return server.cpu_seconds(), time.monotonic(), bombs
+
     try:
         _read_line(attacker, time.monotonic() + 60.0)  # the bomb built, the stalls open
-        cpu_before = server.cpu_seconds()
+        # The attack alone, no victim: its cost in server CPU (not in time, so less
+        # sensitive to a busy machine) and how many bombs the server answers per second.
+        time.sleep(1.0)
+        cpu0, t0, bombs0 = counts()
+        time.sleep(cfg.attack_alone_seconds)
+        cpu1, t1, bombs1 = counts()
         attacked = run_async(latency(server, cfg, rate, 0.0))
-        cpu_attack = server.cpu_seconds() - cpu_before
+        cpu2, t2, bombs2 = counts()
         attacked["loadavg_1min_after"] = os.getloadavg()[0]
     finally:
         assert attacker.stdin is not None
@@ -306,7 +322,16 @@ def under_attack(server: Process, cfg: Config, rate: float) -> dict[str, Any]:
         "attacked": attacked,
         "attack": report,
         "ratio": {k: ratio(k) for k in ("p50_ms", "p99_ms", "p99_window_median_ms")},
-        "server_cpu_s_whole_attacked_phase": round(cpu_attack, 2),
+        "alone": {
+            "bombs_per_s": round((bombs1 - bombs0) / (t1 - t0), 1),
+            "server_cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+            "server_cpu_ms_per_bomb": round(1e3 * (cpu1 - cpu0) / (bombs1 - bombs0), 2)
+            if bombs1 > bombs0
+            else None,
+        },
+        # With the victim: sockets opened, warm-up and the measured window.
+        "with_victim_bombs_per_s": round((bombs2 - bombs1) / (t2 - t1), 1),
+        "with_victim_server_cpu_s": round(cpu2 - cpu1, 2),
     }
 
 

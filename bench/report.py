@@ -91,7 +91,7 @@ def _cell(
 ) -> str:
     if system in out["not_run"]:
         return "not run"
-    entry = out[section].get(system)
+    entry = out.get(section, {}).get(system)
     if entry is None:
         return "-"
     if "not_run" in entry:
@@ -109,8 +109,32 @@ def _latency(e: dict[str, Any]) -> str:
     return text
 
 
+def _attacked(e: dict[str, Any]) -> str:
+    return _latency(e["attacked"])
+
+
+def _attack_cost(e: dict[str, Any]) -> str:
+    """p99 and m99 under attack / clean; the server's CPU clean -> attacked; the answers."""
+    ratio, attack = e["ratio"], e["attack"]
+    bombs, stalled = attack.get("bombs", {}), attack.get("stalled", {})
+    others = sum(bombs.values()) - bombs.get("413", 0) + sum(stalled.values())
+    others -= stalled.get("408", 0)
+    text = f"p99 x{ratio['p99_ms']}, m99 x{ratio['p99_window_median_ms']}; "
+    cpu = e["clean"]["server_cpu_percent"], e["attacked"]["server_cpu_percent"]
+    text += f"server CPU {cpu[0]}% -> {cpu[1]}%; "
+    text += f"{bombs.get('413', 0)} bombs 413, {stalled.get('408', 0)} stalls 408"
+    if "alone" in e:  # the attack without the victim
+        alone = e["alone"]
+        text += f"; alone {alone['bombs_per_s']:.0f} bombs/s at {alone['server_cpu_percent']}%"
+        text += f" CPU, {alone['server_cpu_ms_per_bomb']} ms CPU per bomb"
+    text += f", {others} other" if others else ""
+    load = e["clean"].get("loadavg_1min_after"), e["attacked"].get("loadavg_1min_after")
+    return text + (f"; load average {load[0]:.1f}, {load[1]:.1f}" if None not in load else "")
+
+
 def table(out: dict[str, Any]) -> str:
     rate, light = out["latency_rate"]["rate"], out["light_rate"]
+    cfg = out.get("config", {})
     rows: list[tuple[str, str, Callable[[dict[str, Any]], str]]] = [
         ("ingest, 0 sockets: callbacks/s", "ingest", lambda e: f"{e['0']['callbacks_per_s']:.0f}"),
         (
@@ -131,8 +155,23 @@ def table(out: dict[str, Any]) -> str:
         (f"isolation at {light:.0f}/s, 10% stalled", "isolation_light", _latency),
         ("idle: KB RSS per socket", "idle", lambda e: f"{e['kb_per_socket']}"),
         ("idle: CPU % of one core", "idle", lambda e: f"{e['idle_cpu_percent']}"),
+        (
+            f"latency at {light:.0f}/s, clean (before the attack)",
+            "attack",
+            lambda e: _latency(e["clean"]),
+        ),
+        (
+            f"the same under attack: {cfg.get('attack_bombs')} gzip bombs in flight, "
+            f"{cfg.get('attack_stalled')} stalled bodies",
+            "attack",
+            _attacked,
+        ),
+        ("under attack / clean; server CPU; attack answered", "attack", _attack_cost),
     ]
-    systems = [s for s in SYSTEMS if any(s in out[r[1]] or s in out["not_run"] for r in rows)]
+    rows = [r for r in rows if out.get(r[1])]  # the workloads of this run
+    systems = [
+        s for s in SYSTEMS if any(s in out.get(r[1], {}) or s in out["not_run"] for r in rows)
+    ]
     lines = [
         "| workload | " + " | ".join(systems) + " |",
         "|---|" + "---|" * len(systems),

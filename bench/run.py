@@ -1,6 +1,8 @@
 """``python -m bench``: the whole comparison, one server at a time, each started fresh as
 a subprocess on 127.0.0.1 and stopped after its workload. Prints a table and writes
-``bench/results/latest.json``. ``--quick`` is a one-minute smoke run."""
+``bench/results/latest.json``. Workloads: ingest, latency, isolation, idle and attack
+(the latency workload clean, then under gzip bombs and stalled bodies: bridges only).
+``--quick`` is a one-minute smoke run."""
 
 from __future__ import annotations
 
@@ -54,6 +56,9 @@ class Config:
     idle_workers: int = 2
     idle_window: float = 25.0  # covers a heartbeat round of both (bridge 20 s, Engine.IO 25 s)
     idle_systems: tuple[str, ...] = ("bridge-memory", "B1")
+    attack_bombs: int = 4  # gzip bombs in flight at once, continuously
+    attack_stalled: int = 50  # stalled bodies held open (headers and one byte)
+    attack_alone_seconds: float = 3.0  # the attack without the victim, for its CPU cost
 
 
 QUICK = Config(
@@ -63,6 +68,7 @@ QUICK = Config(
     latency_seconds=2.0,
     idle_sockets=2_000,
     idle_window=3.0,
+    attack_alone_seconds=1.0,
 )
 
 
@@ -248,6 +254,87 @@ def idle(server: Process, socketio: bool, cfg: Config) -> dict[str, Any]:
     }
 
 
+def under_attack(server: Process, cfg: Config, rate: float) -> dict[str, Any]:
+    """5: the latency workload twice on one server, clean and then while an attacker
+    (``bench.attack``, a process on the load generator's core) keeps gzip bombs in flight
+    and holds stalled bodies: what hostile traffic costs a victim conversation."""
+    clean = run_async(latency(server, cfg, rate, 0.0))
+    clean["loadavg_1min_after"] = os.getloadavg()[0]  # a busy machine shows here
+    bound = 60.0 + 2 * (cfg.warmup + cfg.latency_seconds) + cfg.call_ids / 50
+    attacker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.attack",
+            "--port",
+            str(server.port),
+            "--bombs",
+            str(cfg.attack_bombs),
+            "--stalled",
+            str(cfg.attack_stalled),
+            "--seconds",
+            str(bound),
+        ],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+    def counts() -> tuple[float, float, int]:
+        """(server CPU seconds, time, bombs answered so far)."""
+        assert attacker.stdin is not None
+        attacker.stdin.write("counts\n")
+        attacker.stdin.flush()
+        bombs = sum(_read_line(attacker, time.monotonic() + 30.0)["bombs"].values())
+        return server.cpu_seconds(), time.monotonic(), bombs
+
+    try:
+        _read_line(attacker, time.monotonic() + 60.0)  # the bomb built, the stalls open
+        # The attack alone, no victim: its cost in server CPU (not in time, so less
+        # sensitive to a busy machine) and how many bombs the server answers per second.
+        time.sleep(1.0)
+        cpu0, t0, bombs0 = counts()
+        time.sleep(cfg.attack_alone_seconds)
+        cpu1, t1, bombs1 = counts()
+        attacked = run_async(latency(server, cfg, rate, 0.0))
+        cpu2, t2, bombs2 = counts()
+        attacked["loadavg_1min_after"] = os.getloadavg()[0]
+    finally:
+        assert attacker.stdin is not None
+        attacker.stdin.close()
+        try:
+            report = _read_line(attacker, time.monotonic() + 60.0)
+        finally:
+            try:
+                attacker.wait(30.0)
+            except subprocess.TimeoutExpired:
+                attacker.kill()
+                attacker.wait()
+
+    def ratio(key: str) -> float | None:
+        a, c = attacked.get(key), clean.get(key)
+        return round(a / c, 2) if a is not None and c else None
+
+    return {
+        "rate": rate,
+        "clean": clean,
+        "attacked": attacked,
+        "attack": report,
+        "ratio": {k: ratio(k) for k in ("p50_ms", "p99_ms", "p99_window_median_ms")},
+        "alone": {
+            "bombs_per_s": round((bombs1 - bombs0) / (t1 - t0), 1),
+            "server_cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+            "server_cpu_ms_per_bomb": round(1e3 * (cpu1 - cpu0) / (bombs1 - bombs0), 2)
+            if bombs1 > bombs0
+            else None,
+        },
+        # With the victim: sockets opened, warm-up and the measured window.
+        "with_victim_bombs_per_s": round((bombs2 - bombs1) / (t2 - t1), 1),
+        "with_victim_server_cpu_s": round(cpu2 - cpu1, 2),
+    }
+
+
 # -- orchestration ---------------------------------------------------------------------------
 
 
@@ -303,6 +390,7 @@ def run(cfg: Config, systems: list[str], skip: set[str]) -> dict[str, Any]:
         "latency_light": {},
         "isolation_light": {},
         "idle": {},
+        "attack": {},
     }
 
     def ingest_for(per_call: int) -> Callable[[Process], dict[str, Any]]:
@@ -345,6 +433,16 @@ def run(cfg: Config, systems: list[str], skip: set[str]) -> dict[str, Any]:
                 out["idle"][system] = on_server(
                     system, server_cores, lambda srv: idle(srv, srv.name in SOCKETIO, cfg)
                 )
+    if "attack" not in skip:
+        print(
+            f"under attack at {cfg.light_rate:.0f} callbacks/s: {cfg.attack_bombs} gzip bombs "
+            f"in flight, {cfg.attack_stalled} stalled bodies"
+        )
+        for system in runnable:
+            if system.startswith("bridge"):
+                out["attack"][system] = on_server(
+                    system, server_cores, lambda srv: under_attack(srv, cfg, cfg.light_rate)
+                )
     out["targets"] = targets(out)
     return out
 
@@ -368,7 +466,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a ~1 minute smoke run")
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
     parser.add_argument(
-        "--skip", nargs="+", default=[], choices=["ingest", "latency", "isolation", "idle"]
+        "--skip",
+        nargs="+",
+        default=[],
+        choices=["ingest", "latency", "isolation", "idle", "attack"],
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     parser.add_argument(

@@ -1,6 +1,6 @@
 """The SQLite store's file: its directory (private, locked), the schema and its versions,
-and the statements the writer thread runs. Everything here runs on that one thread (or
-before the event loop serves anything), never on the event loop."""
+and the statements the writer runs (see :mod:`.sqlite_writer` for where: commits that do
+not fsync run on the event loop, the rest on its thread)."""
 
 from __future__ import annotations
 

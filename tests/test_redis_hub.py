@@ -110,3 +110,22 @@ async def test_without_redis_callbacks_get_503_and_nothing_claims_success(
     assert closing.type is WSMsgType.CLOSE and closing.data == WSCloseCode.TRY_AGAIN_LATER
     metrics = await (await client.get("/metrics")).text()
     assert 'bridge_rejections_total{reason="store_unavailable"} 1.0' in metrics
+
+
+async def test_sockets_joining_many_conversations_at_once_all_get_their_messages(
+    make_client: MakeClient, redis_url: str
+) -> None:
+    """Two sockets per conversation, all joining at once: the second socket of a
+    conversation must wait for the first one's subscription, not trip over it."""
+    client = await make_client(redis_url=redis_url)
+    call_ids = [f"crowd-{i}" for i in range(25)]
+    sockets = await asyncio.gather(
+        *(client.ws_connect(f"/ws/{c}") for c in call_ids for _ in range(2))
+    )
+    readies = await asyncio.gather(*(until_ready(ws) for ws in sockets))
+    assert all(replayed == [] for replayed, _ in readies), "nothing stored yet"
+    for call_id in call_ids:
+        await post(client, texts(call_id, 1, 2))
+    for index, ws in enumerate(sockets):
+        [got] = await messages(ws, 1)
+        assert got["call_id"] == call_ids[index // 2] and got["seq"] == 1

@@ -96,13 +96,14 @@ class RedisFanout(Fanout):
         return len(self._local)
 
     async def subscribe(self, call_id: str, outbox: Outbox) -> None:
-        outboxes = self._local.setdefault(call_id, set())
-        outboxes.add(outbox)
-        if len(outboxes) == 1:
-            async with self._routing:
+        self._local.setdefault(call_id, set()).add(outbox)
+        # Every socket takes the lock (FIFO): a second socket of a call_id must not look
+        # it up while the first one is still waiting to route it.
+        async with self._routing:
+            listener = self._where.get(call_id)
+            if listener is None:
                 listener = self._where[call_id] = self._route(call_id)
                 await listener.add(call_id)
-        listener = self._where[call_id]
         pending = listener.pending(call_id)
         if pending is not None:
             try:

@@ -96,7 +96,10 @@ def _cell(
         return "-"
     if "not_run" in entry:
         return "failed"
-    return fmt(entry)
+    try:
+        return fmt(entry)
+    except KeyError:  # a part of the workload failed (its entry says why in the JSON)
+        return "failed"
 
 
 def _latency(e: dict[str, Any]) -> str:

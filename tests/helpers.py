@@ -7,6 +7,7 @@ import base64
 import inspect
 import os
 import socket
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
 
@@ -161,3 +162,8 @@ def verdict(gate: FrameGate) -> Refusal | None:
     except Refusal as refusal:
         return refusal
     return None
+
+
+def send(text: str, client_msg_id: str | None = None) -> dict[str, Any]:
+    """A ``send`` frame, as the widget makes it."""
+    return {"type": "send", "client_msg_id": client_msg_id or uuid.uuid4().hex, "text": text}

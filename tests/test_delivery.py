@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -18,15 +17,13 @@ from bridge.demo import samples
 from bridge.vendor import signing
 from bridge.web import admin
 from tests.conftest import MakeClient
-from tests.helpers import frame, post, until_ready
+from tests.helpers import frame, post, send, until_ready
 from tests.upstream import Upstream
 
 Client = TestClient[Any, Any]
 SECRET = "shared-secret"
 
 
-def send(text: str) -> dict[str, Any]:
-    return {"type": "send", "client_msg_id": uuid.uuid4().hex, "text": text}
 
 
 async def statuses_until(ws: Any, want: dict[int, str]) -> dict[int, str]:

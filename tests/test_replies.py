@@ -21,7 +21,7 @@ from bridge.store.memory import MemoryStore
 from bridge.vendor import signing
 from bridge.widget import TextMessage
 from tests.conftest import MakeClient
-from tests.helpers import frame, messages, nothing_more, post, until, until_ready
+from tests.helpers import frame, messages, nothing_more, post, send, until, until_ready
 from tests.upstream import Upstream
 
 Client = TestClient[Any, Any]
@@ -38,8 +38,6 @@ async def bridge(
     )
 
 
-def send(text: str, client_msg_id: str | None = None) -> dict[str, Any]:
-    return {"type": "send", "client_msg_id": client_msg_id or uuid.uuid4().hex, "text": text}
 
 
 def choose(message_id: int | str, option_id: str) -> dict[str, Any]:

@@ -29,9 +29,6 @@ class Fanout(ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Stop them."""
 
-    def watched(self) -> int:
-        """call_ids with a subscriber in this process."""
-        return 0
 
 
 class LocalFanout(Fanout):
@@ -55,8 +52,6 @@ class LocalFanout(Fanout):
             for seq, frame in frames:
                 outbox.push(epoch, seq, frame)
 
-    def watched(self) -> int:
-        return len(self._outboxes)
 
 
 async def open_fanout(settings: Settings, store: Store) -> Fanout:

@@ -92,8 +92,6 @@ class RedisFanout(Fanout):
     def publish(self, call_id: str, epoch: str, frames: Sequence[Entry]) -> None:
         """Nothing to do: the store's script published these as it stored them."""
 
-    def watched(self) -> int:
-        return len(self._local)
 
     async def subscribe(self, call_id: str, outbox: Outbox) -> None:
         self._local.setdefault(call_id, set()).add(outbox)

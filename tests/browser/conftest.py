@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    WebSocketRoute,
+    sync_playwright,
+)
 
 from tests.servers import Bridge, free_port
 
@@ -165,3 +172,16 @@ def new_page(context: BrowserContext, problems: Problems) -> Callable[[], Page]:
 @pytest.fixture
 def page(new_page: Callable[[], Page]) -> Page:
     return new_page()
+
+
+def pass_through(page: Page, call_id: str) -> list[WebSocketRoute]:
+    """Route the page's sockets of ``call_id`` to the real server, unchanged, and keep the
+    routes, so a test can put a frame of its own in (``route.send``)."""
+    routes: list[WebSocketRoute] = []
+
+    def route(ws: WebSocketRoute) -> None:
+        ws.connect_to_server()
+        routes.append(ws)
+
+    page.route_web_socket(lambda url: f"/ws/{call_id}" in url, route)
+    return routes

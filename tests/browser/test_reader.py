@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 
 import pytest
-from playwright.sync_api import Locator, Page, WebSocketRoute, expect
+from playwright.sync_api import Locator, Page, expect
 
-from tests.browser.conftest import Bridge, HostSite
+from tests.browser.conftest import Bridge, HostSite, pass_through
 from tests.browser.test_talk import FlakyUpstream, send
 from tests.browser.test_widget import CONTRAST_PROBE, new_call_id, open_chat, seed, texts
 
@@ -261,13 +261,7 @@ def test_media_take_their_alt_text_from_media_name(
 ) -> None:
     """The server will carry the vendor's media.name as `name`; injected here as it will be."""
     call_id = new_call_id()
-    routes: list[WebSocketRoute] = []
-
-    def route(ws: WebSocketRoute) -> None:
-        ws.connect_to_server()
-        routes.append(ws)
-
-    page.route_web_socket(lambda url: f"/ws/{call_id}" in url, route)
+    routes = pass_through(page, call_id)
     chat = open_chat(page, bridge, call_id)
     base = {"v": 1, "call_id": call_id, "from": "bot", "ts": int(time.time())}
     sample = f"{bridge.url}/static/demo/sample.svg"

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Locator, Page, WebSocketRoute, expect
 
 from bridge.demo import samples
-from tests.browser.conftest import Bridge
+from tests.browser.conftest import Bridge, pass_through
 from tests.browser.test_widget import new_call_id, open_chat
 
 
@@ -292,13 +292,7 @@ def test_a_retry_the_server_refuses_does_not_stay_sending(page: Page, bridge: Br
     """The widget believes a delivered message failed (a status frame put in on the way, as a
     stale view would have it); its Retry reaches the real server, which refuses: not_failed."""
     call_id = new_call_id()
-    routes: list[WebSocketRoute] = []
-
-    def route(ws: WebSocketRoute) -> None:
-        ws.connect_to_server()
-        routes.append(ws)
-
-    page.route_web_socket(lambda url: f"/ws/{call_id}" in url, route)
+    routes = pass_through(page, call_id)
     chat = open_chat(page, bridge, call_id)
     send(chat, "hello")
     message = mine(chat, "hello")

@@ -158,14 +158,20 @@ def test_list_opens_and_a_picked_row_becomes_the_persons_message(
     pick = chat.locator(".row-msg.from-user", has_text="网点查询")
     expect(pick).to_have_count(1)
     # Measured in one step in the page: the pending bubble is replaced by the server's copy,
-    # so two separate look-ups could straddle that swap.
-    right_side = pick.locator(".bubble").evaluate(
-        """(bubble) => {
-          const log = bubble.closest(".log").getBoundingClientRect();
-          const box = bubble.getBoundingClientRect();
-          return box.width > 0 && box.right > log.right - 40;
-        }"""
-    )
+    # so a bubble found a moment ago may be detached by now (null: look again, bounded).
+    right_side = None
+    for _ in range(50):
+        right_side = pick.locator(".bubble").evaluate(
+            """(bubble) => {
+              const log = bubble.closest(".log");
+              if (!bubble.isConnected || !log) return null;
+              const box = bubble.getBoundingClientRect();
+              return box.width > 0 && box.right > log.getBoundingClientRect().right - 40;
+            }"""
+        )
+        if right_side is not None:
+            break
+        page.wait_for_timeout(50)
     assert right_side, "the person's pick sits on the right"
     expect(chat.get_by_text("Chosen: 网点查询")).to_be_visible()
     opener.click()

@@ -124,10 +124,17 @@ def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+# Young-generation collections every 20,000 allocations rather than 700: a callback
+# allocates a few hundred objects, almost all freed by reference counting, so the default
+# ran a collection every few callbacks for nothing (~6% of the CPU per callback).
+GC_THRESHOLD = (20_000, 10, 10)
+
+
 async def _freeze_startup_objects(app: web.Application) -> None:
     """Modules, classes and schemas live as long as the process: set them aside so the
     garbage collector's full passes walk only what requests create."""
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
 
 
 def serve(settings: Settings, reuse_port: bool = False) -> None:

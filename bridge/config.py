@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     )
 
     send_queue: int = Field(256, ge=1, description="frames buffered per socket before 1013")
+    send_buffer_bytes: int = Field(
+        256 * 1024, ge=1, description="unsent bytes a socket may hold before 1013"
+    )
     ws_heartbeat: float = Field(20.0, gt=0)
     ws_max_msg_size: int = Field(16 * 1024, ge=256)
     max_text_length: int = Field(4000, ge=1)

@@ -41,6 +41,10 @@ class Metrics:
             ["event", "outcome"],
             registry=r,
         )
+        # The two children every callback counts into, looked up once: labels() takes a
+        # lock and builds a tuple each call.
+        self.stored = self.callbacks.labels("message.send", "stored")
+        self.ignored = self.callbacks.labels("other", "ignored")
         self.rejections = Counter(
             "bridge_rejections", "Requests and frames refused, by reason", ["reason"], registry=r
         )

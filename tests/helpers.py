@@ -146,6 +146,32 @@ async def closed_by_server(reader: asyncio.StreamReader) -> bool:
     return True
 
 
+async def frames_until_close(
+    reader: asyncio.StreamReader,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Read a raw WebSocket connection (``stalled_socket``) to its end: the text frames the
+    server sent, decoded, and the code of its close frame (None when it sent none)."""
+    data = b""
+    async with asyncio.timeout(TIMEOUT):
+        while chunk := await reader.read(2**16):
+            data += chunk
+    texts: list[dict[str, Any]] = []
+    at = 0
+    while at + 2 <= len(data):
+        opcode, length = data[at] & 0x0F, data[at + 1] & 0x7F
+        at += 2
+        if length == 126:
+            length, at = int.from_bytes(data[at : at + 2]), at + 2
+        elif length == 127:
+            length, at = int.from_bytes(data[at : at + 8]), at + 8
+        payload, at = data[at : at + length], at + length
+        if opcode == 0x1:
+            texts.append(orjson.loads(payload))
+        elif opcode == 0x8:
+            return texts, int.from_bytes(payload[:2])
+    return texts, None
+
+
 def sample(metrics: str, name: str) -> float | None:
     """The value of one sample (``name`` with its labels) in a /metrics text, None when it
     is not there."""

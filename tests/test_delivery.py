@@ -24,8 +24,6 @@ Client = TestClient[Any, Any]
 SECRET = "shared-secret"
 
 
-
-
 async def statuses_until(ws: Any, want: dict[int, str]) -> dict[int, str]:
     """Read frames until every seq in ``want`` has shown that status (latest wins)."""
     seen: dict[int, str] = {}

@@ -38,8 +38,6 @@ async def bridge(
     )
 
 
-
-
 def choose(message_id: int | str, option_id: str) -> dict[str, Any]:
     return {
         "type": "choose",

@@ -15,7 +15,7 @@ from unittest.mock import ANY
 
 import orjson
 import pytest
-from aiohttp import WSCloseCode, WSMsgType
+from aiohttp import WSCloseCode
 from aiohttp.test_utils import TestClient
 
 from bridge import widget
@@ -29,7 +29,17 @@ from bridge.store import Store, open_store
 from bridge.vendor import airudder
 from bridge.widget import ReplyTo, TextMessage
 from tests.conftest import MakeClient
-from tests.helpers import SEED_KINDS, TIMEOUT, messages, nothing_more, post, texts, until_ready
+from tests.helpers import (
+    SEED_KINDS,
+    TIMEOUT,
+    frames_until_close,
+    messages,
+    nothing_more,
+    post,
+    stalled_socket,
+    texts,
+    until_ready,
+)
 
 Client = TestClient[Any, Any]
 
@@ -293,22 +303,26 @@ async def test_trimmed_history_replays_what_is_kept_unrecovered(make_client: Mak
 
 
 async def test_overflow_closes_with_1013_and_catch_up_works(make_client: MakeClient) -> None:
-    client = await make_client(send_queue=2)
-    ws = await client.ws_connect("/ws/of")
-    _, ready = await until_ready(ws)
-    await post(client, samples.seed_callback("of"))  # 7 at once into a queue of 2
-    seqs = []
-    while True:
-        msg = await ws.receive(timeout=TIMEOUT)
-        if msg.type is not WSMsgType.TEXT:
-            break
-        seqs.append(msg.json()["message"]["seq"])
-    assert msg.type is WSMsgType.CLOSE and msg.data == WSCloseCode.TRY_AGAIN_LATER
-    assert len(seqs) < 7
+    """A browser that stops reading is closed with 1013 once it leaves more than
+    BRIDGE_SEND_BUFFER_BYTES unread; what it did get is whole and in order, and it catches
+    up from there."""
+    client = await make_client(
+        send_buffer_bytes=64 << 10, history_limit=1000, history_bytes=16 << 20
+    )
+    reader, writer = await stalled_socket(client.host, client.port, "/ws/of")
+    filler = "x" * 16000  # 300 of them: more than the socket buffers on both ends hold
+    for i in range(1, 301):
+        await post(client, samples.callback("of", samples.text_message(f"{filler}{i}", f"m{i}")))
+    got, code = await frames_until_close(reader)  # reading lets the close frame through
+    writer.close()
+    ready = next(f for f in got if f["type"] == "ready")
+    seqs = [f["message"]["seq"] for f in got if f["type"] == "message"]
+    assert code == WSCloseCode.TRY_AGAIN_LATER
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) < 300
     last = seqs[-1] if seqs else 0
     ws = await client.ws_connect(f"/ws/of?after={last}&epoch={ready['epoch']}")
     replayed, ready = await until_ready(ws)
-    assert [m["seq"] for m in replayed] == list(range(last + 1, 8)) and ready["recovered"]
+    assert [m["seq"] for m in replayed] == list(range(last + 1, 301)) and ready["recovered"]
 
 
 # -- the queue for the bot ------------------------------------------------------------

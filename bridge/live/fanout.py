@@ -30,7 +30,6 @@ class Fanout(ABC):
         """Stop them."""
 
 
-
 class LocalFanout(Fanout):
     """Sockets of this process only: with a store no other process writes to."""
 
@@ -51,7 +50,6 @@ class LocalFanout(Fanout):
         for outbox in self._outboxes.get(call_id, ()):
             for seq, frame in frames:
                 outbox.push(epoch, seq, frame)
-
 
 
 async def open_fanout(settings: Settings, store: Store) -> Fanout:

@@ -1,4 +1,5 @@
-"""One socket's bounded queue. Fan-out only ever *enqueues* here; it never awaits a browser."""
+"""One socket's way in from fan-out: written at once when that is safe, else a bounded
+queue its pump drains. Fan-out never awaits a browser either way."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from collections.abc import Callable
 from typing import Literal
 
 StopReason = Literal["overflow", "reset"]
+# Writes ``(seq, frame)`` to the socket now, or returns False when it must wait its turn in
+# the queue (the pump then sends it). It never awaits.
+WriteNow = Callable[[int | None, bytes], bool]
 
 
 class Outbox:
@@ -18,17 +22,27 @@ class Outbox:
     socket was showing, e.g. Redis restarted without persistence). ``epoch`` is the one
     the socket replayed; frames of another epoch mean that reset.
 
+    With ``write_now``, a frame skips the queue while the pump waits on an empty one (so
+    nothing it holds or is sending can be overtaken): no task wakes per socket per frame,
+    which is most of what fan-out cost. ``write_now`` bounds what a slow reader can hold.
+
     Every open socket holds one, mostly empty: a list and one waiter future cost a few
     hundred bytes where an ``asyncio.Queue`` (four deques) costs over 3 KB.
     """
 
-    def __init__(self, maxsize: int, on_stop: Callable[[StopReason], None]) -> None:
+    def __init__(
+        self,
+        maxsize: int,
+        on_stop: Callable[[StopReason], None],
+        write_now: WriteNow | None = None,
+    ) -> None:
         self.maxsize = maxsize
         self.stopped = False
         self.epoch: str | None = None  # None until the socket's replay: accept any
         self._items: list[tuple[int | None, bytes, float]] = []
         self._waiter: asyncio.Future[None] | None = None
         self._on_stop = on_stop
+        self._write_now = write_now
 
     def push(self, epoch: str, seq: int | None, frame: bytes) -> None:
         if self.stopped:
@@ -36,6 +50,9 @@ class Outbox:
         if self.epoch is not None and epoch != self.epoch:
             self.stop("reset")
             return
+        waiting = self._waiter is not None and not self._waiter.done()
+        if waiting and self._write_now is not None and self._write_now(seq, frame):
+            return  # the pump is idle on an empty queue: nothing to overtake
         if len(self._items) >= self.maxsize:
             self.stop("overflow")
             return

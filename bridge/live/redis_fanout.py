@@ -92,7 +92,6 @@ class RedisFanout(Fanout):
     def publish(self, call_id: str, epoch: str, frames: Sequence[Entry]) -> None:
         """Nothing to do: the store's script published these as it stored them."""
 
-
     async def subscribe(self, call_id: str, outbox: Outbox) -> None:
         self._local.setdefault(call_id, set()).add(outbox)
         # Every socket takes the lock (FIFO): a second socket of a call_id must not look

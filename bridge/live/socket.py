@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -50,7 +51,7 @@ class Socket:
             compress=False,  # per-frame deflate costs CPU for every socket
             max_msg_size=frame_limit(self.settings),
         )
-        self.outbox = Outbox(self.settings.send_queue, self._stopped)
+        self.outbox = Outbox(self.settings.send_queue, self._stopped, self._write_now)
         self.sent_seq = 0
         self._pump: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
@@ -141,6 +142,31 @@ class Socket:
 
     async def send(self, frame: bytes) -> None:
         await self.ws.send_frame(frame, WSMsgType.TEXT)
+
+    def _write_now(self, seq: int | None, frame: bytes) -> bool:
+        """Fan-out's frame straight onto the transport (the outbox calls this only while
+        the pump is idle): True when handled, False when the pump must (a gap to fill, a
+        closing transport). A reader that lets more than ``send_buffer_bytes`` pile up
+        unsent is closed with 1013, as one whose queue is full."""
+        if seq is not None:
+            if seq <= self.sent_seq:
+                return True  # already sent during replay
+            if seq > self.sent_seq + 1:
+                return False
+        transport = self.request.transport
+        if transport is None or transport.is_closing() or self.ws.closed:
+            return False
+        if transport.get_write_buffer_size() > self.settings.send_buffer_bytes:
+            self.outbox.stop("overflow")
+            return True
+        # aiohttp's writer puts each frame on the transport whole and at once, and a
+        # server's frames are not masked: a frame written here never splits one of its own.
+        transport.write(text_frame_head(len(frame)) + frame)
+        if seq is not None:
+            self.sent_seq = seq
+            self.metrics.delivered.inc()
+            self.metrics.latency.observe(0.0)
+        return True
 
     async def _send_all(self, replayed: list[Entry]) -> None:
         for _, frame in replayed:
@@ -254,11 +280,12 @@ class Socket:
         appended = await self.store.append(
             self.call_id, [(key, draft)], answer=answer, outgoing=body
         )
-        self.fanout.publish(self.call_id, appended.epoch, appended.frames)
         [seq] = appended.seqs
+        if seq:  # the sender hears "ack" first, then the message with every other tab
+            await self.send(AckFrame(client_msg_id=client_msg_id, seq=seq).encode())
+        self.fanout.publish(self.call_id, appended.epoch, appended.frames)
         if not seq:  # recorded (and queued) before the conversation started over
             raise Refusal("already_sent", "this message was sent before the chat restarted")
-        await self.send(AckFrame(client_msg_id=client_msg_id, seq=seq).encode())
         self.forwarder.kick(self.call_id)
 
 
@@ -268,6 +295,15 @@ HANDLERS: dict[type[frames.ClientFrame], Handler] = {
     ChooseFrame: Socket._on_choose,
     RetryFrame: Socket._on_retry,
 }
+
+
+def text_frame_head(length: int) -> bytes:
+    """The head of an unmasked, final WebSocket text frame (RFC 6455 5.2) of ``length``."""
+    if length < 126:
+        return struct.pack("!BB", 0x81, length)
+    if length < 65536:
+        return struct.pack("!BBH", 0x81, 126, length)
+    return struct.pack("!BBQ", 0x81, 127, length)
 
 
 def _too_big(error: object) -> bool:

@@ -75,6 +75,11 @@ class Store(ABC):
     eviction, a Redis restart without persistence) it starts over with seq 1 under a new
     epoch, so a browser holding the old one knows its history is gone."""
 
+    # Seconds a write may take before the caller gives up (the vendor then retries), for a
+    # store that waits on a network; None for one in this process, whose writes never wait
+    # on anything a timeout could cut short (a timer per callback costs ~5% of its CPU).
+    deadline: float | None = None
+
     def __init__(self) -> None:
         self._claims: dict[str, str] = {}  # call_id -> owner, for single-process stores
 

@@ -60,6 +60,8 @@ class _Session:
 
     def trim(self, limit: int, budget: int) -> None:
         """At most ``limit`` messages and ``budget`` bytes of frames (the newest always)."""
+        if len(self.history) <= limit and self.nbytes <= budget:
+            return  # nothing falls out, so no answered or status entry falls out either
         drop = max(0, len(self.history) - limit)
         nbytes = self.nbytes - sum(len(frame) for _, _, frame in self.history[:drop])
         while nbytes > budget and drop < len(self.history) - 1:

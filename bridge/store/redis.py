@@ -69,7 +69,7 @@ class RedisStore(RedisQueue):
         # The de-duplication keys: the newest dedup_per_call of a conversation, expiring
         # dedup_retention after its last message (there is no total count: see docs/security.md).
         self.dedup = (settings.dedup_per_call, max(1, round(settings.dedup_retention * 1000)))
-        self.timeout = settings.redis_timeout
+        self.timeout = self.deadline = settings.redis_timeout
         self._append = register(redis, "append")
         self._replay = register(redis, "replay")
         self._status = register(redis, "status")

@@ -54,8 +54,11 @@ async def read_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise too_large(limit)  # without reading a byte of it
     try:
-        async with asyncio.timeout(settings.body_timeout):
-            raw = await request.read()  # stops past client_max_size (= limit): 413
+        if request.content.is_eof():  # it all came with the head: nothing to wait for
+            raw = await request.read()
+        else:
+            async with asyncio.timeout(settings.body_timeout):
+                raw = await request.read()  # stops past client_max_size (= limit): 413
     except TimeoutError:
         raise Refusal(
             "body_timeout",

@@ -37,19 +37,20 @@ async def callback(request: web.Request) -> web.Response:
     request[logs.CALL_ID] = payload.call_id  # for the access log
     if payload.event != airudder.MESSAGE_SEND:
         log.warning("ignored callback event %r", payload.event, extra={"call_id": payload.call_id})
-        metrics.callbacks.labels("other", "ignored").inc()
+        metrics.ignored.inc()
         return json_response({})
     if settings.max_callback_age is not None:
         _not_too_old(payload, settings.max_callback_age)
     items = widget.translate_callback(payload)
     envelope = airudder.Envelope.of(payload)
+    store = request.app[STORE]
     try:  # one store timeout, whatever the store retries inside it: then the vendor retries
-        async with asyncio.timeout(settings.redis_timeout):
-            appended = await request.app[STORE].append(payload.call_id, items, envelope=envelope)
+        async with asyncio.timeout(store.deadline):
+            appended = await store.append(payload.call_id, items, envelope=envelope)
     except TimeoutError:
         raise StoreUnavailable("the session store did not answer in time") from None
     request.app[FANOUT].publish(payload.call_id, appended.epoch, appended.frames)
-    metrics.callbacks.labels(payload.event, "stored").inc()
+    metrics.stored.inc()
     return json_response({})
 
 

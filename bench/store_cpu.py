@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import orjson
+
 from bridge import widget
 from bridge.config import Settings
 from bridge.demo import samples
@@ -23,8 +25,8 @@ from bridge.vendor import airudder
 
 
 async def run(store: Store, n: int, concurrency: int, tag: str) -> float:
-    callback = airudder.Callback.model_validate(samples.seed_callback("bench"))
-    _, message = widget.translate_callback(callback)[5]  # the list message
+    received = airudder.receive(orjson.dumps(samples.seed_callback("bench")))
+    _, message = widget.translate_callback(received)[5]  # the list message
     started = time.process_time()
     for start in range(0, n, concurrency):
         await asyncio.gather(

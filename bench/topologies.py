@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from bench.load import Callbacks, Recorder, Sender, call_ids
 from bench.servers import BRIDGE, BRIDGE_ENV, ROOT, start
 from bridge import widget
@@ -76,8 +78,8 @@ async def append_cost(env: dict[str, str], wait: str | None, count: int) -> floa
         redis_wait=None if wait is None else int(wait),
     )
     store = RedisStore(settings)
-    callback = airudder.Callback.model_validate(samples.seed_callback("bench"))
-    _, message = widget.translate_callback(callback)[5]  # the list message, as store_cpu
+    received = airudder.receive(orjson.dumps(samples.seed_callback("bench")))
+    _, message = widget.translate_callback(received)[5]  # the list message, as store_cpu
     try:
         for i in range(200):  # connections, scripts
             await store.append(f"cost-{i % 50}", [(f"warm{i}", message)])

@@ -15,11 +15,14 @@ import orjson
 from aiohttp import ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestClient
 
+from bridge import widget
 from bridge.config import SignScheme
 from bridge.demo import samples
+from bridge.frames import MessageFrame
 from bridge.limits import FrameGate
 from bridge.refusals import Refusal
-from bridge.vendor import signing
+from bridge.vendor import airudder, signing
+from bridge.widget import WidgetMessage
 
 TIMEOUT = 10.0
 # The kinds of the spec's seven-message example, in order.
@@ -170,6 +173,14 @@ async def frames_until_close(
         elif opcode == 0x8:
             return texts, int.from_bytes(payload[:2])
     return texts, None
+
+
+def translated(body: dict[str, Any] | bytes) -> list[WidgetMessage]:
+    """A callback body's messages as the bridge translates them, read back from their
+    frames through the widget models (so each is also checked against the schema)."""
+    raw = body if isinstance(body, bytes) else orjson.dumps(body)
+    items = widget.translate_callback(airudder.receive(raw))
+    return [MessageFrame.model_validate_json(draft.frame(0)).message for _, draft in items]
 
 
 def sample(metrics: str, name: str) -> float | None:

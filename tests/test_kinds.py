@@ -23,6 +23,7 @@ from bridge.kinds.choices import ChoicesMessage
 from bridge.kinds.unsupported import UnsupportedMessage
 from bridge.vendor import airudder
 from bridge.vendor.base import HttpUrlStr, Model
+from tests import helpers
 from tests.conftest import MakeClient
 from tests.helpers import messages, post, until_ready
 
@@ -112,8 +113,7 @@ def poll_content(**poll: Any) -> dict[str, Any]:
 
 def translated(*contents: dict[str, Any]) -> list[MessageBase]:
     body = samples.callback("c1", *(message(c, f"m{i}") for i, c in enumerate(contents)))
-    raw = json.dumps(body).encode()
-    return [m for _, m in widget.translate_callback(airudder.parse_callback(raw))]
+    return helpers.translated(json.dumps(body).encode())
 
 
 async def test_a_registered_kind_reaches_the_socket(
@@ -216,3 +216,39 @@ def test_a_kind_pydantic_cannot_build_is_rolled_back() -> None:
     assert kinds() == BUILT_IN
     assert json.dumps(widget.json_schema()) == BUILT_IN_SCHEMA
     assert [m.kind for m in translated(samples.sample_message("text")["content"])] == ["text"]
+
+
+TRICKY = 'quote " backslash \\ tab \t nl \n nul \u0000 del \u007f ls \u2028 é 🙂 </script>'
+
+
+def tricky(kind: str) -> dict[str, Any]:
+    """A sample message of ``kind`` with every string a sender controls made awkward and
+    every optional field both present and absent."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v) if k not in ("type", "origin_url") else v for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return TRICKY + value if isinstance(value, str) else value
+
+    content = walk(samples.sample_message(kind)["content"])
+    if kind == "list":
+        action = content["interactive"]["action"]
+        del action["button"]
+        del action["sections"][0]["title"]
+        action["sections"][1]["rows"][0]["description"] = TRICKY
+    return content
+
+
+@pytest.mark.parametrize("kind", samples.KINDS)
+def test_built_in_kinds_data_is_exactly_what_their_models_give(kind: str) -> None:
+    """The built-in kinds hand the store JSON data, not models (a validation less per
+    message): its frame must be byte for byte what the widget model makes of it."""
+    contents = [samples.sample_message(kind)["content"], tricky(kind)]
+    body = samples.callback("c1", *(message(c, f"m{i}") for i, c in enumerate(contents)))
+    items = widget.translate_callback(airudder.receive(json.dumps(body).encode()))
+    for _, draft in items:
+        frame = draft.frame(3)
+        model = frames.MessageFrame.model_validate_json(frame).message
+        assert frame == widget.encode(model)

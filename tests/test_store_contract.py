@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient
 from bridge import widget
 from bridge.config import Settings
 from bridge.demo import samples
-from bridge.frames import DeliveryStatus
+from bridge.frames import DeliveryStatus, MessageFrame
 from bridge.live.fanout import Fanout, open_fanout
 from bridge.live.outbox import Outbox
 from bridge.refusals import Refusal
@@ -96,9 +96,8 @@ async def open_hub(settings: Settings) -> AsyncIterator[Hub]:
         await opened.close()
 
 
-def seed_items(call_id: str) -> list[tuple[str, widget.WidgetMessage]]:
-    callback = airudder.Callback.model_validate(samples.seed_callback(call_id))
-    return widget.translate_callback(callback)
+def seed_items(call_id: str) -> list[tuple[str, widget.Draft]]:
+    return widget.translate_callback(airudder.receive(orjson.dumps(samples.seed_callback(call_id))))
 
 
 def person(call_id: str, text: str, reply_to: ReplyTo | None = None) -> widget.WidgetMessage:
@@ -125,7 +124,9 @@ async def test_find_by_seq_and_by_id_and_the_envelope(hub: Hub) -> None:
     await hub.append("find", items[:3], envelope=airudder.Envelope.of(body))
     by_id = await hub.find("find", items[1][1].id)
     assert by_id is not None and by_id.seq == 2 and by_id.kind == "image"
-    assert await hub.find("find", 3) == items[2][1].model_copy(update={"seq": 3})
+    assert (
+        await hub.find("find", 3) == MessageFrame.model_validate_json(items[2][1].frame(3)).message
+    )
     assert await hub.find("find", 4) is None and await hub.find("find", "nope") is None
     assert await hub.envelope("find") == airudder.Envelope.of(body)
     assert await hub.envelope("nobody") is None

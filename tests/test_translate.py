@@ -16,11 +16,7 @@ from bridge.demo import samples
 from bridge.kinds.file import FileMessage
 from bridge.kinds.unsupported import UnsupportedMessage
 from bridge.vendor import airudder, signing
-from tests.helpers import SEED_KINDS
-
-
-def translated(body: dict) -> list[widget.WidgetMessage]:
-    return [m for _, m in widget.translate_callback(airudder.Callback.model_validate(body))]
+from tests.helpers import SEED_KINDS, translated
 
 
 def test_seed_example_becomes_seven_messages_of_the_expected_kinds() -> None:

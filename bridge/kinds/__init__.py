@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from bridge.kinds._base import Head, MessageBase, Wire
+from bridge.kinds._base import Head, MessageBase, WidgetData, Wire
 from bridge.kinds._registry import (
     Kind,
     VendorContent,
@@ -28,6 +28,7 @@ __all__ = [
     "Kind",
     "MessageBase",
     "VendorContent",
+    "WidgetData",
     "WidgetUnion",
     "Wire",
     "kinds",

@@ -19,19 +19,19 @@ from pydantic import BaseModel, Discriminator, GetCoreSchemaHandler, Tag, TypeAd
 from pydantic import Field as PydanticField
 from pydantic_core import CoreSchema
 
-from bridge.kinds._base import Head, MessageBase
+from bridge.kinds._base import Head, MessageBase, WidgetData
 from bridge.vendor.base import TAG_MARK, Model
 from bridge.vendor.base import field as get
 
-Translate = Callable[[Any, Head], MessageBase]
+Translate = Callable[[Any, Head], MessageBase | WidgetData]
 
 
 @dataclass(frozen=True, eq=False)
 class Kind:
     """One content kind: the vendor content models it reads, the widget messages it makes
     and the pure translation between them (given one of ``vendor``, it returns one of
-    ``widget``). A vendor model whose ``type`` is a plain ``str`` is the fallback for
-    types no kind reads."""
+    ``widget``, or that message as :data:`WidgetData`). A vendor model whose ``type`` is a
+    plain ``str`` is the fallback for types no kind reads."""
 
     name: str
     vendor: tuple[type[Model], ...]
@@ -205,7 +205,7 @@ def rebuild_on_change(*dependents: type[BaseModel] | TypeAdapter[Any]) -> None:
     _dependents.extend(dependents)
 
 
-def translate(content: Model, head: Head) -> MessageBase:
+def translate(content: Model, head: Head) -> MessageBase | WidgetData:
     """``content`` as its kind's widget message."""
     return _tables.translators[type(content)](content, head)
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag
 
-from bridge.kinds import Head, Kind, MessageBase, Wire, register
+from bridge.kinds import Head, Kind, MessageBase, WidgetData, Wire, register
 from bridge.vendor.base import TAG_MARK, Id, Model
 from bridge.vendor.base import field as get
 
@@ -101,26 +101,30 @@ class ChoicesMessage(MessageBase):
         return None
 
 
-def translate(content: InteractiveContent, head: Head) -> ChoicesMessage:
-    # Plain dicts validated once: a model per option would be a validation call each.
+def translate(content: InteractiveContent, head: Head) -> WidgetData:
+    """A :class:`ChoicesMessage` as data (None fields left out, in field order)."""
     interactive = content.interactive
-    fields: dict[str, Any]
+    data: WidgetData = {**head, "kind": "choices", "text": interactive.body.text}
     if isinstance(interactive, ListInteractive):
-        sections = [
-            {
-                "title": section.title,
-                "options": [
-                    {"id": row.id, "label": row.title, "description": row.description}
-                    for row in section.rows
-                ],
-            }
-            for section in interactive.action.sections
-        ]
-        fields = {"style": "list", "button": interactive.action.button, "sections": sections}
+        data["style"] = "list"
+        if interactive.action.button is not None:
+            data["button"] = interactive.action.button
+        data["sections"] = [_section(s.title, s.rows) for s in interactive.action.sections]
     else:
+        data["style"] = "buttons"
         options = [{"id": b.reply.id, "label": b.reply.title} for b in interactive.action.buttons]
-        fields = {"style": "buttons", "sections": [{"options": options}]}
-    return ChoicesMessage.model_validate({**head, "text": interactive.body.text, **fields})
+        data["sections"] = [{"options": options}]
+    return data
+
+
+def _section(title: str | None, rows: list[ListRow]) -> dict[str, Any]:
+    options = [
+        {"id": r.id, "label": r.title}
+        if r.description is None
+        else {"id": r.id, "label": r.title, "description": r.description}
+        for r in rows
+    ]
+    return {"options": options} if title is None else {"title": title, "options": options}
 
 
 KIND = register(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from bridge.kinds import Head, Kind, MessageBase, register
+from bridge.kinds import Head, Kind, MessageBase, WidgetData, register
+from bridge.kinds._base import with_media
 from bridge.vendor.base import Media, Model
 
 
@@ -19,8 +20,8 @@ class FileMessage(MessageBase):
     name: str | None = None
 
 
-def translate(content: FileContent, head: Head) -> FileMessage:
-    return FileMessage(**head, url=content.media.origin_url, name=content.media.name)
+def translate(content: FileContent, head: Head) -> WidgetData:
+    return with_media({**head, "kind": "file"}, content.media)
 
 
 KIND = register(Kind("file", vendor=(FileContent,), widget=(FileMessage,), translate=translate))

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from bridge.kinds import Head, Kind, MessageBase, register
+from bridge.kinds import Head, Kind, MessageBase, WidgetData, register
+from bridge.kinds._base import with_media
 from bridge.vendor.base import Media, Model
 
 
@@ -21,9 +22,8 @@ class MediaMessage(MessageBase):
     name: str | None = Field(None, description="the vendor's media.name: the image's alt text")
 
 
-def translate(content: MediaContent, head: Head) -> MediaMessage:
-    media = content.media
-    return MediaMessage(**head, kind=content.type, url=media.origin_url, name=media.name)
+def translate(content: MediaContent, head: Head) -> WidgetData:
+    return with_media({**head, "kind": content.type}, content.media)
 
 
 KIND = register(Kind("media", vendor=(MediaContent,), widget=(MediaMessage,), translate=translate))

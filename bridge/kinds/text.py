@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from bridge.kinds import Head, Kind, MessageBase, Wire, register
+from bridge.kinds import Head, Kind, MessageBase, WidgetData, Wire, register
 from bridge.vendor.base import Model
 
 
@@ -27,8 +27,8 @@ class TextMessage(MessageBase):
     reply_to: ReplyTo | None = None
 
 
-def translate(content: TextContent, head: Head) -> TextMessage:
-    return TextMessage(**head, text=content.text)
+def translate(content: TextContent, head: Head) -> WidgetData:
+    return {**head, "kind": "text", "text": content.text}
 
 
 KIND = register(Kind("text", vendor=(TextContent,), widget=(TextMessage,), translate=translate))

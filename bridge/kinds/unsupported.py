@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from bridge.kinds import Head, Kind, MessageBase, register
+from bridge.kinds import Head, Kind, MessageBase, WidgetData, register
 from bridge.vendor.base import Model
 
 
@@ -38,8 +38,8 @@ class UnsupportedMessage(MessageBase):
     content_type: str
 
 
-def translate(content: OtherContent | OtherInteractiveContent, head: Head) -> UnsupportedMessage:
-    return UnsupportedMessage(**head, content_type=content.label)
+def translate(content: OtherContent | OtherInteractiveContent, head: Head) -> WidgetData:
+    return {**head, "kind": "unsupported", "content_type": content.label}
 
 
 KIND = register(

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from bridge.config import Settings
 from bridge.frames import DeliveryStatus, ReadyFrame
 from bridge.vendor.airudder import Envelope
-from bridge.widget import ReplyTo, WidgetMessage
+from bridge.widget import Draft, ReplyTo, WidgetMessage
 
 # One entry of a session as sockets get it: (seq of a message, or None for a status; the
 # encoded frame). "Frame" alone always means the bytes sent on a socket.
 Entry = tuple[int | None, bytes]
-Item = tuple[str, WidgetMessage]  # (de-duplication key, message with seq 0)
+# (de-duplication key, message): a widget model with seq 0, or already encoded (a Draft).
+Item = tuple[str, WidgetMessage | Draft]
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,13 +148,13 @@ class MemoryStore(Store):
         frames: list[Entry] = []
         new: dict[str, int] = {}
         base = session.base
-        for (key, draft), (head, tail) in zip(items, parts, strict=True):
+        for (key, _), draft in zip(items, parts, strict=True):
             ordinal = keys.get(key) or new.get(key)
             if ordinal is not None:  # acknowledged before; 0: in an earlier life
                 seqs.append(ordinal - base if ordinal > base else 0)
                 continue
             seq = session.last_seq = session.last_seq + 1
-            frame = head + b"%d" % seq + tail
+            frame = draft.frame(seq)
             session.history.append((seq, draft.id, frame))
             session.nbytes += len(frame)
             new[key] = base + seq

@@ -104,17 +104,17 @@ class RedisStore(RedisQueue):
             self.history_bytes,
             *self.dedup,
         ]
-        for (key, draft), (head, tail) in zip(items, parts, strict=True):
-            args.extend((key, draft.id, head, tail))
+        for (key, _), draft in zip(items, parts, strict=True):
+            args.extend((key, draft.id, draft.head, draft.tail))
         reply = await self._run(self._append, call_id, args)
         if reply[0] == b"already_answered":
             assert answer is not None
             raise Refusal("already_answered", f"message {answer.seq} was answered already")
         _, epoch, seqs, stored = reply
         frames: list[Entry] = []
-        for seq, new, (head, tail) in zip(seqs, stored, parts, strict=True):
+        for seq, new, draft in zip(seqs, stored, parts, strict=True):
             if new:
-                frames.append((seq, head + b"%d" % seq + tail))
+                frames.append((seq, draft.frame(seq)))
                 if outgoing is not None:  # queued, and shown as on its way, by the script
                     frames.append((None, sending[0] + b"%d" % seq + sending[1]))
         return Appended(epoch.decode(), [int(seq) for seq in seqs], frames)

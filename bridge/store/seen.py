@@ -19,27 +19,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bridge.refusals import Refusal
-from bridge.widget import WidgetMessage, frame_parts
+from bridge.widget import Draft, WidgetMessage
 
 # Told that call_id's keys below an ordinal (None: all of them) are forgotten.
 OnDrop = Callable[[str, int | None], None]
 
 
-def encoded(items: Sequence[tuple[str, WidgetMessage]], limit: int) -> list[tuple[bytes, bytes]]:
-    """Each item's frame split around its seq (``frame_parts``), or ``Refusal`` (413) naming
-    the first one whose frame is over ``limit`` bytes: checked before anything is stored."""
-    parts = []
-    for index, (_, draft) in enumerate(items):
-        head, tail = frame_parts(draft)
-        if len(head) + len(tail) + 1 > limit:
+def encoded(items: Sequence[tuple[str, WidgetMessage | Draft]], limit: int) -> list[Draft]:
+    """Each item's message as a :class:`Draft`, or ``Refusal`` (413) naming the first one
+    whose frame is over ``limit`` bytes: checked before anything is stored."""
+    drafts = [m if isinstance(m, Draft) else Draft.of(m) for _, m in items]
+    for index, draft in enumerate(drafts):
+        if draft.size() > limit:
             raise Refusal(
                 "message_too_large",
-                f"messages.{index}: the message is {len(head) + len(tail) + 1} bytes as sent to "
+                f"messages.{index}: the message is {draft.size()} bytes as sent to "
                 f"browsers, over BRIDGE_MAX_MESSAGE_BYTES ({limit}); nothing was stored",
                 status=413,
             )
-        parts.append((head, tail))
-    return parts
+    return drafts
 
 
 @dataclass(slots=True)

@@ -31,9 +31,10 @@ async def callback(request: web.Request) -> web.Response:
     settings, metrics = request.app[SETTINGS], request.app[METRICS]
     body = await read_signed(request)
     try:
-        payload = airudder.parse_callback(body)
+        received = airudder.receive(body)
     except ValidationError as exc:
         raise invalid_body(exc, "invalid_payload") from None
+    payload = received.callback
     request[logs.CALL_ID] = payload.call_id  # for the access log
     if payload.event != airudder.MESSAGE_SEND:
         log.warning("ignored callback event %r", payload.event, extra={"call_id": payload.call_id})
@@ -41,7 +42,7 @@ async def callback(request: web.Request) -> web.Response:
         return json_response({})
     if settings.max_callback_age is not None:
         _not_too_old(payload, settings.max_callback_age)
-    items = widget.translate_callback(payload)
+    items = widget.translate_callback(received)
     envelope = airudder.Envelope.of(payload)
     store = request.app[STORE]
     try:  # one store timeout, whatever the store retries inside it: then the vendor retries

@@ -23,7 +23,7 @@ class AccessLine(NamedTuple):
     created: float
     remote: str | None
     method: str
-    path_qs: str
+    path_qs: str  # as sent (raw_path): what the request line said, as nginx logs it
     status: int
     seconds: float
     call_id: str | None

@@ -11,11 +11,22 @@ from aiohttp import WSCloseCode, web
 from bridge import demo
 from bridge.config import Settings
 from bridge.delivery.forwarder import Forwarder
-from bridge.keys import FANOUT, FORWARDER, HTTP, METRICS, SETTINGS, SLOTS, SOCKETS, STORE
+from bridge.keys import (
+    FANOUT,
+    FORWARDER,
+    HTTP,
+    METRICS,
+    SETTINGS,
+    SLOTS,
+    SOCKETS,
+    STORE,
+    VERIFIER,
+)
 from bridge.limits import SocketSlots
 from bridge.live.fanout import open_fanout
 from bridge.metrics import Metrics
 from bridge.store import open_store
+from bridge.vendor import signing
 from bridge.web import admin, pages, security, views
 from bridge.web.errors import error_middleware
 
@@ -31,6 +42,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[METRICS] = Metrics()
     app[SOCKETS] = set()
     app[SLOTS] = SocketSlots(settings.max_sockets, settings.max_sockets_per_call)
+    app[VERIFIER] = signing.Verifier.of(settings)
     security.setup(app)
     views.setup_routes(app)
     admin.setup(app)

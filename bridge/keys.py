@@ -11,6 +11,7 @@ from bridge.limits import SocketSlots
 from bridge.live.fanout import Fanout
 from bridge.metrics import Metrics
 from bridge.store import Store
+from bridge.vendor.signing import Verifier
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -20,3 +21,4 @@ SOCKETS = web.AppKey("sockets", set[web.WebSocketResponse])
 SLOTS = web.AppKey("socket_slots", SocketSlots)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 FORWARDER = web.AppKey("forwarder", Forwarder)
+VERIFIER = web.AppKey("verifier", Verifier)

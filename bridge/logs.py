@@ -204,7 +204,7 @@ class AccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         call_id = _route_call_id(request) or request.get(CALL_ID)
         line = AccessLine(
-            _time.time(), request.remote, request.method, request.path_qs, response.status,
+            _time.time(), request.remote, request.method, request.raw_path, response.status,
             time, call_id,
         )  # fmt: skip
         # Formatted and written by the writer thread: a tuple on the event loop.

@@ -15,7 +15,7 @@ import zlib
 
 from aiohttp import hdrs, web
 
-from bridge.keys import SETTINGS
+from bridge.keys import SETTINGS, VERIFIER
 from bridge.refusals import Refusal
 from bridge.vendor import signing
 
@@ -55,7 +55,9 @@ async def read_body(request: web.Request) -> bytes:
         raise too_large(limit)  # without reading a byte of it
     try:
         if request.content.is_eof():  # it all came with the head: nothing to wait for
-            raw = await request.read()
+            raw = request.content.read_nowait()
+            if len(raw) > limit:  # chunked: no Content-Length said so beforehand
+                raise too_large(limit)
         else:
             async with asyncio.timeout(settings.body_timeout):
                 raw = await request.read()  # stops past client_max_size (= limit): 413
@@ -78,7 +80,7 @@ async def read_signed(request: web.Request) -> bytes:
     """The body, once its ``X-AIRudder-Sign`` verifies (or no secret is set: development);
     401 ``bad_signature`` otherwise. Checked on the raw bytes, before any parsing."""
     body = await read_body(request)
-    if not signing.authentic(body, request.headers.get(signing.HEADER), request.app[SETTINGS]):
+    if not request.app[VERIFIER].authentic(body, request.headers.get(signing.HEADER)):
         raise Refusal("bad_signature", f"{signing.HEADER} is missing or does not match", status=401)
     return body
 

@@ -85,9 +85,10 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-    if response.content_type == "text/html":
+    # The header as set, not response.content_type (which parses it): runs on every answer.
+    if headers.get("Content-Type", "").startswith("text/html"):
         headers["Content-Security-Policy"] = content_security_policy(settings)
-    if request.path.startswith(STATIC_PREFIX):
+    if request.raw_path.startswith(STATIC_PREFIX):
         _cors(request, response, settings)
 
 

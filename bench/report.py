@@ -60,7 +60,7 @@ def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
     light = out.get("light_rate", 1000.0)
     shipped, b0, b1 = _cpu(out, "bridge-sqlite"), _cpu(out, "B0"), _cpu(out, "B1")
     redis, b2 = _cpu(out, "bridge-redis"), _cpu(out, "B2")
-    kb = _get(out, "idle", "bridge-memory", "kb_per_socket")
+    kb = _get(out, "idle", "bridge-sqlite", "kb_per_socket")
     b1_kb = _get(out, "idle", "B1", "kb_per_socket")
     p99 = _p99(out, "latency_light", "bridge-sqlite")
     return [

@@ -55,7 +55,7 @@ class Config:
     idle_sockets: int = 19_500
     idle_workers: int = 2
     idle_window: float = 25.0  # covers a heartbeat round of both (bridge 20 s, Engine.IO 25 s)
-    idle_systems: tuple[str, ...] = ("bridge-memory", "B1")
+    idle_systems: tuple[str, ...] = ("bridge-sqlite", "B1")  # as shipped, against B1
     attack_bombs: int = 4  # gzip bombs in flight at once, continuously
     attack_stalled: int = 50  # stalled bodies held open (headers and one byte)
     attack_alone_seconds: float = 3.0  # the attack without the victim, for its CPU cost

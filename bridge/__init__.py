@@ -1,3 +1,3 @@
 """airudder-bridge: AIRudder chatbot callbacks to a web chat widget over WebSockets."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

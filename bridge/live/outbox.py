@@ -30,6 +30,8 @@ class Outbox:
     hundred bytes where an ``asyncio.Queue`` (four deques) costs over 3 KB.
     """
 
+    __slots__ = ("maxsize", "stopped", "epoch", "_items", "_waiter", "_on_stop", "_write_now")
+
     def __init__(
         self,
         maxsize: int,

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, WebSocketRoute, expect
 
 from bridge.demo import samples
 from tests.browser.conftest import Bridge, HostSite
@@ -202,15 +202,43 @@ def test_text_that_looks_like_html_is_shown_literally(
     # (the `problems` fixture fails the test if any dialog opened or any script errored)
 
 
+def dropping_after(page: Page, call_id: str, frames: int) -> list[str]:
+    """Route the page's sockets of ``call_id`` to the real server, but close each one
+    (1013, both ways) once ``frames`` live message frames went through (after ``ready``: a
+    replay is never cut short by the server either); returns their URLs."""
+    urls: list[str] = []
+
+    def route(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+        urls.append(ws.url)
+        passed = -1  # until ready
+
+        def to_page(frame: str | bytes) -> None:
+            nonlocal passed
+            if passed >= frames:
+                return
+            ws.send(frame)
+            if isinstance(frame, str) and frame.startswith('{"type":"ready"'):
+                passed = 0
+            elif passed >= 0 and isinstance(frame, str) and '"type":"message"' in frame[:20]:
+                passed += 1
+                if passed == frames:
+                    ws.close(code=1013, reason="send queue overflow, reconnect with after=")
+                    server.close(code=1001, reason="test proxy")
+
+        server.on_message(to_page)
+
+    page.route_web_socket(lambda url: f"/ws/{call_id}" in url, route)
+    return urls
+
+
 def test_a_dropped_socket_recovers_and_shows_every_message_exactly_once(
-    page: Page, bridges: Callable[..., Bridge]
+    page: Page, bridge: Bridge
 ) -> None:
-    # A send queue of one frame: every multi-message callback overflows it, so the server
-    # closes the socket with 1013 mid-stream, again and again.
-    bridge = bridges(send_queue="1")
+    # Every socket is closed with 1013 after its third message frame, as a server closes
+    # one whose reader fell behind: mid-callback, again and again.
     call_id = new_call_id()
-    sockets: list[str] = []
-    page.on("websocket", lambda ws: sockets.append(ws.url))
+    sockets = dropping_after(page, call_id, 3)
     chat = open_chat(page, bridge, call_id)
     expected = []
     for batch in range(5):

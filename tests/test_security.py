@@ -403,7 +403,8 @@ async def test_metrics_move_as_a_session_is_used(make_client: MakeClient) -> Non
         'bridge_rejections_total{reason="body_too_large"}': 1,
         'bridge_rejections_total{reason="token_missing"}': 1,
         "bridge_messages_delivered_total": 4,
-        "bridge_callback_to_socket_seconds_count": 2,  # live deliveries; replays are not timed
+        # Both live frames went straight onto the idle socket: neither waited in its queue.
+        "bridge_send_queue_wait_seconds_count": 0,
         "bridge_open_sockets": 2,
     }
     assert {k: await metric(client, k) for k in expected} == expected

@@ -30,7 +30,7 @@ class Outbox:
     hundred bytes where an ``asyncio.Queue`` (four deques) costs over 3 KB.
     """
 
-    __slots__ = ("maxsize", "stopped", "epoch", "_items", "_waiter", "_on_stop", "_write_now")
+    __slots__ = ("_items", "_on_stop", "_waiter", "_write_now", "epoch", "maxsize", "stopped")
 
     def __init__(
         self,

@@ -37,8 +37,20 @@ OVERFLOW = "send queue overflow, reconnect with after="
 class Socket:
     # One per open socket, thousands of them idle: no __dict__ each (~0.6 KB).
     __slots__ = (
-        "request", "call_id", "gate", "settings", "store", "fanout", "forwarder", "metrics",
-        "sockets", "ws", "outbox", "sent_seq", "_pump", "_closing",
+        "_closing",
+        "_pump",
+        "call_id",
+        "fanout",
+        "forwarder",
+        "gate",
+        "metrics",
+        "outbox",
+        "request",
+        "sent_seq",
+        "settings",
+        "sockets",
+        "store",
+        "ws",
     )  # fmt: skip
 
     def __init__(self, request: web.Request, call_id: str, gate: FrameGate) -> None:
@@ -168,10 +180,9 @@ class Socket:
         # aiohttp's writer puts each frame on the transport whole and at once, and a
         # server's frames are not masked: a frame written here never splits one of its own.
         transport.write(text_frame_head(len(frame)) + frame)
-        if seq is not None:
+        if seq is not None:  # it waited for nothing: no queue-wait to observe
             self.sent_seq = seq
             self.metrics.delivered.inc()
-            self.metrics.latency.observe(0.0)
         return True
 
     async def _send_all(self, replayed: list[Entry]) -> None:

@@ -209,4 +209,5 @@ class RedisStore(RedisQueue):
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+        await self._batch.close()
         await self.redis.aclose()

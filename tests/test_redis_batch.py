@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
+from redis.asyncio.connection import Connection
 
 from bridge.config import Settings
 from bridge.refusals import Refusal, StoreUnavailable
-from bridge.store import open_store
+from bridge.store import open_store, redis_wire
 from bridge.store.redis import RedisStore
 from bridge.store.redis_keys import SessionKeys
 from bridge.widget import ReplyTo, TextMessage, WidgetMessage
@@ -142,3 +144,10 @@ async def test_without_a_replica_no_append_of_the_batch_is_acknowledged(
             return_exceptions=True,
         )
     assert all(isinstance(got, StoreUnavailable) for got in results)
+
+
+def test_the_wire_format_is_the_one_redis_py_writes() -> None:
+    args = ("EVALSHA", "f" * 40, 2, "bridge:{a}:meta", "é", b"\x00\r\n", 0, -7, 1.5, "", b"")
+    assert redis_wire.command(args) == b"".join(Connection().pack_command(*args))
+    with pytest.raises(TypeError):
+        redis_wire.command(("SET", "k", True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 from collections.abc import Iterator
 from importlib import resources
@@ -83,6 +84,7 @@ def client(settings: Settings, **options: Any) -> Client:
     return redis_topology.client(settings, **options)
 
 
+@functools.lru_cache(maxsize=64)  # mostly the same few: "sending" is on every person's message
 def status_parts(status: DeliveryStatus, detail: str | None = None) -> tuple[bytes, bytes]:
     """A status frame split around its seq, for a script that knows the seq: head + seq +
     tail is exactly ``StatusFrame(seq=seq, ...).encode()`` (the seq precedes the detail,

@@ -3,8 +3,9 @@
 Under load many callbacks reach the store in the same iteration; each used to be one
 round trip of its own (a write, a wake-up, a read, per call). Here the first call of an
 iteration schedules a send for the next one, and every call made until then joins it:
-one pipelined write (``transaction=False``: each script stays atomic on its own, and
-the calls are independent) and one read of all the replies. Each caller gets its own
+one write of all the commands (a pipeline, not a transaction: each script stays atomic
+on its own, and the calls are independent; packed by :mod:`.redis_wire`) and one read
+of all the replies. Each caller gets its own
 reply, or its own error: a script that fails (or refuses) fails only its own call.
 
 With ``wait_ms`` a batch that holds an acknowledged write ends with one ``WAIT 1``
@@ -25,6 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import AskError, MovedError, NoScriptError, TryAgainError
@@ -32,6 +34,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bridge.refusals import StoreUnavailable
+from bridge.store import redis_wire as wire
 from bridge.store.redis_topology import Client
 
 # One call the unbatched way: (program, keys, args) -> its reply.
@@ -48,7 +51,7 @@ class Call:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
-    def command(self) -> tuple[Any, ...]:
+    def command(self) -> tuple[wire.Arg, ...]:
         return ("EVALSHA", self.program.sha, len(self.keys), *self.keys, *self.args)
 
     def resolve(self, reply: Any) -> None:
@@ -112,16 +115,14 @@ class Batcher:
 
     async def _execute(self, calls: Sequence[Call]) -> tuple[list[Any], bool]:
         """The replies (an error where a call failed) and whether a replica confirmed."""
+        assert isinstance(self.redis, Redis)
         waits = any(call.acknowledged for call in calls)
+        commands = [call.command() for call in calls]
+        if waits:
+            commands.append(("WAIT", 1, self.wait_ms))
         self.round_trips += 1
-        async with self.redis.pipeline(transaction=False) as pipe:
-            # Not through AsyncScript: in a pipeline it asks SCRIPT EXISTS first, a
-            # round trip of its own on every send.
-            for call in calls:
-                pipe.execute_command(*call.command())
-            if waits:
-                pipe.execute_command("WAIT", 1, self.wait_ms)
-            replies = await pipe.execute(raise_on_error=False)
+        payload = b"".join(wire.command(args) for args in commands)
+        replies = await wire.exchange(self.redis.connection_pool, payload, len(commands))
         if waits:
             return replies[:-1], _replicas(replies[-1]) >= 1
         return replies, True

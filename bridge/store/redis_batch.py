@@ -5,8 +5,8 @@ round trip of its own (a write, a wake-up, a read, per call). Here the first cal
 iteration schedules a send for the next one, and every call made until then joins it:
 one write of all the commands (a pipeline, not a transaction: each script stays atomic
 on its own, and the calls are independent; packed by :mod:`.redis_wire`) and one read
-of all the replies. Each caller gets its own
-reply, or its own error: a script that fails (or refuses) fails only its own call.
+of all the replies. Each caller gets its own reply, or its own error: a script that
+fails (or refuses) fails only its own call.
 
 With ``wait_ms`` a batch that holds an acknowledged write ends with one ``WAIT 1``
 (see :mod:`.redis_replicated`), and those writes are answered only once it confirmed.
@@ -67,7 +67,7 @@ class Batcher:
         self.redis = redis
         self.wait_ms = wait_ms
         self.single = single
-        self.round_trips = 0  # pipelines sent (observable in tests and the bench)
+        self.round_trips = 0  # pipelines sent (the tests count them)
         self._pending: list[Call] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-SYSTEMS = ("bridge-sqlite", "bridge-quiet", "bridge-memory", "bridge-redis", "B0", "B1", "B2")
+SYSTEMS = (
+    "bridge-sqlite",
+    "bridge-quiet",
+    "bridge-memory",
+    "bridge-redis",
+    "bridge-redis-2w",
+    "B0",
+    "B1",
+    "B2",
+)
 
 
 # -- targets and table -------------------------------------------------------------------------
@@ -67,6 +76,12 @@ def targets(out: dict[str, Any]) -> list[dict[str, Any]]:
         _check("CPU/callback, 2 sockets: as shipped / B0 <= 2", _ratio(shipped, b0), 2.0, le),
         _check("CPU/callback, 2 sockets: as shipped / B1 <= 0.5", _ratio(shipped, b1), 0.5, le),
         _check("CPU/callback, 2 sockets: Redis / B2 <= 0.5", _ratio(redis, b2), 0.5, le),
+        _check(
+            "CPU/callback, 2 sockets: Redis, 2 workers / 1 worker <= 1.1",
+            _ratio(_cpu(out, "bridge-redis-2w"), redis),
+            1.1,
+            le,
+        ),
         _check(
             f"p99 at {light:.0f}/s: as shipped / B1 <= 1",
             _ratio(p99, _p99(out, "latency_light", "B1")),
@@ -150,6 +165,13 @@ def table(out: dict[str, Any]) -> str:
             "ingest",
             lambda e: " / ".join(
                 str(e[k].get("server_cpu_us_per_callback")) for k in ("0", "2") if k in e
+            ),
+        ),
+        (
+            "ingest: Redis reads per callback, 0 / 2 sockets (round trips)",
+            "ingest",
+            lambda e: " / ".join(
+                str(e.get(k, {}).get("redis_reads_per_callback")) for k in ("0", "2")
             ),
         ),
         (f"latency at {rate:.0f}/s: p50 / p99 / p99.9 (m99) ms", "latency", _latency),

@@ -103,6 +103,16 @@ class CpuMeter:
         return round(100 * self.loadgen / self.wall, 1) if self.wall else 0.0
 
 
+def redis_reads(url: str | None) -> int | None:
+    """Redis's count of reads from client sockets so far (``INFO stats``)."""
+    if url is None:
+        return None
+    import redis  # the bench's systems on Redis only
+
+    with redis.Redis.from_url(url) as client:
+        return int(client.info("stats")["total_reads_processed"])
+
+
 # -- workloads -----------------------------------------------------------------------------
 
 
@@ -116,13 +126,21 @@ async def ingest(server: Process, cfg: Config, per_call: int) -> dict[str, Any]:
         if per_call:
             await receivers.open(ids, per_call)
         sender = Sender(server.port, Callbacks(ids), receivers.active_per_call)
+        reads = redis_reads(server.redis_url)
         with CpuMeter(server) as cpu:
             result = await sender.max_rate(cfg.concurrency, cfg.warmup, cfg.seconds, recorder)
+        reads_after = redis_reads(server.redis_url)
         await drain(recorder, result.expected_frames, limit=1.0)
     finally:
         receivers.close()
     per_callback = 1e6 * cpu.server / result.total_ok if result.total_ok else None
+    round_trips = None
+    if reads is not None and reads_after is not None and result.total_ok:
+        round_trips = round((reads_after - reads - 1) / result.total_ok, 3)
     return {
+        # Reads Redis made from its clients' sockets per callback: the round trips the
+        # server makes per callback (one read takes a whole pipeline in).
+        "redis_reads_per_callback": round_trips,
         "callbacks_per_s": round(result.rate, 1),
         "server_cpu_us_per_callback": round(per_callback) if per_callback else None,
         # What one core could take at that cost: the rate without a busy machine around.

@@ -56,11 +56,35 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
         raise RuntimeError(f"{exc}; see {LOGS}") from None
 
 
+def _descendants(pid: int) -> list[int]:
+    """``pid``'s children, theirs, and so on (``serve --workers``: the workers, and what
+    multiprocessing starts beside them)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                children = [int(c) for c in (task / "children").read_text().split()]
+                found += children
+                todo += children
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    # Fields after the ")" that ends the command name: utime is the 12th, stime 13th.
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # it ended in between
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 @dataclass
 class Process:
     name: str
     proc: subprocess.Popen[bytes]
     port: int
+    redis_url: str | None = None  # the Redis it uses, if any
 
     @property
     def pid(self) -> int:
@@ -73,9 +97,11 @@ class Process:
         raise RuntimeError(f"{self.name} has no VmRSS (exit code {self.proc.poll()})")
 
     def cpu_seconds(self) -> float:
-        # Fields after the ")" that ends the command name: utime is the 12th, stime 13th.
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        """The server's CPU time: the process and every process under it (the workers of
+        a supervisor; they live as long as the run, so none is missed by ending early)."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with code {self.proc.returncode}")
+        return sum(_cpu_seconds(pid) for pid in (self.pid, *_descendants(self.pid)))
 
     def stop(self, sig: int = signal.SIGINT) -> None:
         if self.proc.poll() is None:
@@ -156,6 +182,9 @@ def command(system: str, port: int, redis_url: str | None) -> tuple[list[str], d
     if system == "bridge-redis":
         assert redis_url
         return [*BRIDGE, str(port), "--redis-url", redis_url], BRIDGE_ENV
+    if system == "bridge-redis-2w":  # two workers on the one server core
+        assert redis_url
+        return [*BRIDGE, str(port), "--redis-url", redis_url, "--workers", "2"], BRIDGE_ENV
     if system == "B0":
         return [sys.executable, "-m", "bench.b0_aiohttp", "--port", str(port)], {}
     if system == "B1":
@@ -168,7 +197,13 @@ def command(system: str, port: int, redis_url: str | None) -> tuple[list[str], d
 
 
 PROFILED = "profiled-"
-NEEDS_REDIS = {"bridge-redis", "B2", f"{PROFILED}bridge-redis"}
+NEEDS_REDIS = {
+    "bridge-redis",
+    "bridge-redis-2w",
+    "B2",
+    f"{PROFILED}bridge-redis",
+    f"{PROFILED}bridge-redis-2w",
+}
 SOCKETIO = {"B1", "B2"}
 
 
@@ -180,5 +215,6 @@ def system_under_test(system: str, cores: set[int]) -> Iterator[Process]:
         port = free_port()
         cmd, env = command(system, port, redis_url)
         process = start(system, cmd, port, cores, env)
+        process.redis_url = redis_url
         stack.callback(process.stop)
         yield process

@@ -2,7 +2,8 @@
 
 Appends the seed callback's list message N times through the store API (100 call_ids,
 the default history limit, so trims happen as in production), ``concurrency`` at a time
-(1: every append waits for its own commit; more: calls of one loop tick share a commit),
+(1: every append waits for its own commit; more: calls of one loop tick share a commit,
+or on Redis a round trip),
 and divides the process's CPU time (all threads: the SQLite writer's too) by N.
 """
 
@@ -38,9 +39,11 @@ async def run(store: Store, n: int, concurrency: int, tag: str) -> float:
     return (time.process_time() - started) / n * 1e6
 
 
-async def measure(kind: str, n: int, concurrency: int, synchronous: str) -> float:
+async def measure(
+    kind: str, n: int, concurrency: int, synchronous: str, redis_url: str | None = None
+) -> float:
     with tempfile.TemporaryDirectory() as data_dir:
-        settings = Settings(store=kind, data_dir=Path(data_dir))  # type: ignore[arg-type]
+        settings = Settings(store=kind, data_dir=Path(data_dir), redis_url=redis_url)  # type: ignore[arg-type]
         if kind == "sqlite":
             store: Store = SqliteStore(settings, synchronous=synchronous)
             await store.start()
@@ -57,7 +60,16 @@ async def measure(kind: str, n: int, concurrency: int, synchronous: str) -> floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=5000)
+    parser.add_argument(
+        "--redis-url",
+        help="measure the Redis store on this (throw-away: it is written to) Redis instead",
+    )
     args = parser.parse_args()
+    if args.redis_url:
+        for concurrency in (1, 10, 50):
+            redis = asyncio.run(measure("redis", args.n, concurrency, "", args.redis_url))
+            print(f"concurrency {concurrency:3}: redis {redis:6.1f} us per callback")
+        return
     for concurrency in (1, 10, 50):
         memory = asyncio.run(measure("memory", args.n, concurrency, ""))
         for sync in ("NORMAL", "FULL"):

@@ -45,6 +45,7 @@ class Outbox:
         self._waiter: asyncio.Future[None] | None = None
         self._on_stop = on_stop
         self._write_now = write_now
+        self._held = 0  # hold() calls not released yet: nothing leaves the queue
 
     def push(self, epoch: str, seq: int | None, frame: bytes) -> None:
         if self.stopped:
@@ -52,19 +53,32 @@ class Outbox:
         if self.epoch is not None and epoch != self.epoch:
             self.stop("reset")
             return
-        waiting = self._waiter is not None and not self._waiter.done()
+        waiting = not self._held and self._waiter is not None and not self._waiter.done()
         if waiting and self._write_now is not None and self._write_now(seq, frame):
             return  # the pump is idle on an empty queue: nothing to overtake
         if len(self._items) >= self.maxsize:
             self.stop("overflow")
             return
         self._items.append((seq, frame, time.perf_counter()))
-        if self._waiter is not None and not self._waiter.done():
+        self._wake()
+
+    def hold(self) -> None:
+        """Keep what fan-out pushes from now on queued until :meth:`release`: the socket
+        sends a frame of its own that must go first (the sender's ack before the message
+        it acknowledges, whose fan-out copy may come back before the store's answer)."""
+        self._held += 1
+
+    def release(self) -> None:
+        self._held -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        if not self._held and self._items and self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
     async def get(self) -> tuple[int | None, bytes, float]:
-        """The oldest item, waiting for one if there is none."""
-        while not self._items:
+        """The oldest item, waiting for one if there is none (or while held)."""
+        while not self._items or self._held:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter

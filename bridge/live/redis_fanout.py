@@ -35,6 +35,10 @@ from bridge.store.redis_keys import announcement
 
 log = logging.getLogger(__name__)
 
+# RESP2 for pub/sub connections: under RESP3 (redis-py 8's default) every published
+# message is a push that redis-py formats into a debug line, logged or not (~6 µs each).
+PUBSUB_PROTOCOL = 2
+
 
 class RedisFanout(Fanout):
     def __init__(self, settings: Settings, store: Store) -> None:
@@ -64,7 +68,7 @@ class RedisFanout(Fanout):
     async def start(self) -> bool:
         """Start listening; whether the first connection was made within the timeout."""
         # The listener owns its reconnects (with back-off): its client never retries.
-        redis = client(self.settings, retry=Retry(NoBackoff(), 0))
+        redis = client(self.settings, retry=Retry(NoBackoff(), 0), protocol=PUBSUB_PROTOCOL)
         assert isinstance(redis, Redis)
         self._listener = self._new_listener("pub/sub", redis, sharded=False)
         return await self._first_attempt(self._listener)

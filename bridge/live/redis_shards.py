@@ -17,13 +17,13 @@ import asyncio
 import contextlib
 import logging
 
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException
 
 from bridge.config import Settings
-from bridge.live.redis_fanout import RedisFanout
+from bridge.live.redis_fanout import PUBSUB_PROTOCOL, RedisFanout
 from bridge.live.redis_listener import RECONNECT_DELAYS, Listener
 from bridge.store import Store
 from bridge.store.redis_base import UNAVAILABLE, client
@@ -61,16 +61,23 @@ class ClusterFanout(RedisFanout):
             return self._any_listener()
         listener = self._shards.get(node.name)
         if listener is None:
-            redis = node_client(self.settings, node.host, node.port, retry=Retry(NoBackoff(), 0))
-            listener = self._shards[node.name] = self._new_listener(node.name, redis, True)
+            listener = self._listener_on(node)
         return listener
 
     def _any_listener(self) -> Listener:
         """Somewhere to keep a conversation whose shard has no master right now."""
         if self._shards:
             return next(iter(self._shards.values()))
-        node = self.cluster.get_random_node()
-        redis = node_client(self.settings, node.host, node.port, retry=Retry(NoBackoff(), 0))
+        return self._listener_on(self.cluster.get_random_node())
+
+    def _listener_on(self, node: ClusterNode) -> Listener:
+        redis = node_client(
+            self.settings,
+            node.host,
+            node.port,
+            retry=Retry(NoBackoff(), 0),
+            protocol=PUBSUB_PROTOCOL,
+        )
         listener = self._shards[node.name] = self._new_listener(node.name, redis, True)
         return listener
 

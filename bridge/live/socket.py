@@ -294,12 +294,18 @@ class Socket:
         has the same client_msg_id: same key, same seq, queued once."""
         key = f"user:{client_msg_id}"
         body = outgoing_body(draft, choices, await self.store.envelope(self.call_id))
-        appended = await self.store.append(
-            self.call_id, [(key, draft)], answer=answer, outgoing=body
-        )
-        [seq] = appended.seqs
-        if seq:  # the sender hears "ack" first, then the message with every other tab
-            await self.send(AckFrame(client_msg_id=client_msg_id, seq=seq).encode())
+        # The sender hears "ack" first, then the message with every other tab: on Redis
+        # the message's fan-out copy can come back before the store's answer.
+        self.outbox.hold()
+        try:
+            appended = await self.store.append(
+                self.call_id, [(key, draft)], answer=answer, outgoing=body
+            )
+            [seq] = appended.seqs
+            if seq:
+                await self.send(AckFrame(client_msg_id=client_msg_id, seq=seq).encode())
+        finally:
+            self.outbox.release()
         self.fanout.publish(self.call_id, appended.epoch, appended.frames)
         if not seq:  # recorded (and queued) before the conversation started over
             raise Refusal("already_sent", "this message was sent before the chat restarted")

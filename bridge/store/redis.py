@@ -63,14 +63,25 @@ class RedisStore(RedisQueue):
         )
         ttl_ms = max(1, round(settings.session_ttl * 1000))
         super().__init__(redis, ttl_ms, settings.redis_wait_ms())
-        self.history_limit = settings.history_limit
-        self.history_bytes = settings.history_bytes
         self.max_message_bytes = settings.max_message_bytes
-        # The de-duplication keys: the newest dedup_per_call of a conversation, expiring
-        # dedup_retention after its last message (there is no total count: see docs/security.md).
-        self.dedup = (settings.dedup_per_call, max(1, round(settings.dedup_retention * 1000)))
         self.timeout = self.deadline = settings.redis_timeout
-        self._append = register(redis, "append")
+        retention = max(1, round(settings.dedup_retention * 1000))
+        sending = status_parts("sending")
+        self._append = register(
+            redis,
+            "append",
+            constants={
+                "TTL": ttl_ms,
+                "LIMIT": settings.history_limit,
+                "BUDGET": settings.history_bytes,
+                # The de-duplication keys: the newest CAP of a conversation, expiring
+                # RETENTION ms after its last message (no total count: docs/security.md).
+                "CAP": settings.dedup_per_call,
+                "RETENTION": retention,
+                "SENDING_HEAD": sending[0],
+                "SENDING_TAIL": sending[1],
+            },
+        )
         self._replay = register(redis, "replay")
         self._status = register(redis, "status")
         self._touch = register(redis, "touch")
@@ -89,10 +100,8 @@ class RedisStore(RedisQueue):
         outgoing: bytes | None = None,
     ) -> Appended:
         parts = encoded(items, self.max_message_bytes)  # or refused: nothing changed
-        sending = status_parts("sending")
+        # The settings' part of the script's input is in the script (see __init__).
         args: list[Any] = [
-            self.ttl_ms,
-            self.history_limit,
             new_epoch(),
             channel(call_id),
             envelope.model_dump_json() if envelope else "",
@@ -100,9 +109,6 @@ class RedisStore(RedisQueue):
             answer.option_id if answer else "",
             "" if outgoing is None else repr(time.time()),
             outgoing or b"",
-            *sending,
-            self.history_bytes,
-            *self.dedup,
         ]
         for (key, _), draft in zip(items, parts, strict=True):
             args.extend((key, draft.id, draft.head, draft.tail))
@@ -116,6 +122,7 @@ class RedisStore(RedisQueue):
             if new:
                 frames.append((seq, draft.frame(seq)))
                 if outgoing is not None:  # queued, and shown as on its way, by the script
+                    sending = status_parts("sending")
                     frames.append((None, sending[0] + b"%d" % seq + sending[1]))
         return Appended(epoch.decode(), [int(seq) for seq in seqs], frames)
 
@@ -209,4 +216,5 @@ class RedisStore(RedisQueue):
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+        await self._batch.close()
         await self.redis.aclose()

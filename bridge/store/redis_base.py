@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from importlib import resources
 from typing import Any
 
@@ -54,12 +55,30 @@ def script(name: str, session: bool = True) -> str:
     return head + (lua / f"{name}.lua").read_text()
 
 
-def register(redis: Client, name: str, session: bool = True) -> AsyncScript:
-    """``lua/<name>.lua`` for this deployment (see :func:`redis_topology.prelude`)."""
+def register(
+    redis: Client,
+    name: str,
+    session: bool = True,
+    constants: Mapping[str, int | bytes] | None = None,
+) -> AsyncScript:
+    """``lua/<name>.lua`` for this deployment (see :func:`redis_topology.prelude`), with
+    ``constants`` (settings that never change while the process runs) as Lua locals
+    before it: arguments a call does not have to send (a script is loaded once)."""
     fenced = isinstance(redis, RedisCluster) or isinstance(
         getattr(redis, "connection_pool", None), SentinelConnectionPool
     )
-    return redis.register_script(redis_topology.prelude(redis, fenced) + script(name, session))
+    values = "".join(f"local {key} = {_lua(value)}\n" for key, value in (constants or {}).items())
+    return redis.register_script(
+        redis_topology.prelude(redis, fenced) + values + script(name, session)
+    )
+
+
+def _lua(value: int | bytes) -> str:
+    """A Lua literal: the number, or the bytes as a string (decimal escapes: any byte)."""
+    if isinstance(value, int):
+        return str(value)
+    printable = (chr(b) if 32 <= b < 127 and b not in b'"\\' else f"\\{b:03d}" for b in value)
+    return '"' + "".join(printable) + '"'
 
 
 @contextlib.contextmanager
@@ -83,6 +102,7 @@ def client(settings: Settings, **options: Any) -> Client:
     return redis_topology.client(settings, **options)
 
 
+@functools.lru_cache(maxsize=64)  # mostly the same few: "sending" is on every person's message
 def status_parts(status: DeliveryStatus, detail: str | None = None) -> tuple[bytes, bytes]:
     """A status frame split around its seq, for a script that knows the seq: head + seq +
     tail is exactly ``StatusFrame(seq=seq, ...).encode()`` (the seq precedes the detail,

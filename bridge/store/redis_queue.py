@@ -16,6 +16,7 @@ from redis.exceptions import NoScriptError
 from bridge.refusals import Refusal
 from bridge.store import Entry, Outgoing, Store, Waiting
 from bridge.store.redis_base import available, register, status_parts
+from bridge.store.redis_batch import Batcher
 from bridge.store.redis_keys import QUEUES, SessionKeys, call_id_of_queue, channel, lease
 from bridge.store.redis_replicated import run_replicated
 from bridge.store.redis_topology import Client
@@ -36,14 +37,21 @@ class RedisQueue(Store):
         self._release = register(redis, "release", session=False)
         # Scripts whose reply is an acknowledgement: they wait for a replica (wait_ms).
         self._acknowledged: set[AsyncScript] = {self._settle, self._retry}
+        self._batch = Batcher(redis, wait_ms, self._single)
 
     async def _run(self, program: Any, call_id: str, args: list[Any], client: Any = None) -> Any:
         # The live channel is a key too: a cluster checks it is in the conversation's slot.
         keys = [*SessionKeys.of(call_id), channel(call_id)]
         with available():
-            if client is None and self.wait_ms and program in self._acknowledged:
-                return await run_replicated(self.redis, program, keys, args, self.wait_ms)
-            return await program(keys=keys, args=args, client=client)
+            if client is not None:
+                return await program(keys=keys, args=args, client=client)
+            return await self._batch.run(program, keys, args, program in self._acknowledged)
+
+    async def _single(self, program: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        """One call on its own (what a batch falls back to on a cluster's redirection)."""
+        if self.wait_ms and program in self._acknowledged:
+            return await run_replicated(self.redis, program, keys, args, self.wait_ms)
+        return await program(keys=keys, args=args)
 
     async def _each(self, program: AsyncScript, call_ids: list[str], args: list[Any]) -> Any:
         """``program`` on each conversation, pipelined (one round trip per node). A

@@ -1,15 +1,15 @@
--- ARGV: ttl_ms, limit, new epoch, channel, envelope|'', answer seq|'', answer option,
--- queued_at|'' (a person's message for the bot: '' when not), its body, the head and tail
--- of its 'sending' status frame, the history's byte budget, the de-duplication keys kept
--- (the newest), their retention in ms, then per item: de-dup key, message id, frame head,
--- frame tail (the seq goes between the head and the tail).
+-- Constants (RedisStore puts them before the script): TTL (ms), LIMIT (messages kept),
+-- BUDGET (the history's bytes), CAP (the de-duplication keys kept, the newest),
+-- RETENTION (theirs, in ms), SENDING_HEAD and SENDING_TAIL (a 'sending' status frame,
+-- split around its seq).
+-- ARGV: new epoch, channel, envelope|'', answer seq|'', answer option, queued_at|'' (a
+-- person's message for the bot: '' when not), its body, then per item: de-dup key,
+-- message id, frame head, frame tail (the seq goes between the head and the tail).
 -- Returns {'ok', epoch, {seq per item}, {1 if the item was stored now, else 0}} or
 -- {'already_answered'}. A stored frame is published in the same step (see redis_keys),
 -- and a new item for the bot joins the queue in it too (acknowledged means queued).
 -- A remembered item's seq is 0 when it was stored in an earlier life of the session.
-local ttl, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
-local budget, cap = tonumber(ARGV[12]), tonumber(ARGV[13])
-local epoch = open_session(ARGV[3])
+local epoch = open_session(ARGV[1])
 local meta = redis.call('HMGET', KEYS[1], 'seq', 'base', 'bytes')
 local last, base, bytes = tonumber(meta[1]), tonumber(meta[2]) or 0, tonumber(meta[3])
 if not bytes then  -- a session stored before the byte budget: its frames, counted once
@@ -20,16 +20,16 @@ if not bytes then  -- a session stored before the byte budget: its frames, count
 end
 local first = last - redis.call('XLEN', KEYS[2]) + 1
 local fresh = false
-for i = 15, #ARGV, 4 do
+for i = 8, #ARGV, 4 do
   if not redis.call('ZSCORE', KEYS[3], ARGV[i]) then fresh = true end
 end
-if ARGV[6] ~= '' and fresh then
-  if redis.call('HEXISTS', KEYS[5], ARGV[6]) == 1 then return {'already_answered'} end
-  redis.call('HSET', KEYS[5], ARGV[6], ARGV[7])
+if ARGV[4] ~= '' and fresh then
+  if redis.call('HEXISTS', KEYS[5], ARGV[4]) == 1 then return {'already_answered'} end
+  redis.call('HSET', KEYS[5], ARGV[4], ARGV[5])
 end
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'envelope', ARGV[5]) end
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'envelope', ARGV[3]) end
 local seqs, stored = {}, {}
-for i = 15, #ARGV, 4 do
+for i = 8, #ARGV, 4 do
   local seq = redis.call('ZSCORE', KEYS[3], ARGV[i])
   if seq then
     seq = tonumber(seq) - base
@@ -43,18 +43,18 @@ for i = 15, #ARGV, 4 do
     bytes = bytes + #frame
     redis.call('ZADD', KEYS[3], base + seq, ARGV[i])
     redis.call('ZADD', KEYS[4], seq, ARGV[i + 1])
-    redis.call(PUBLISH, ARGV[4], seq .. ' ' .. epoch .. ' ' .. frame)
-    if ARGV[8] ~= '' then
+    redis.call(PUBLISH, ARGV[2], seq .. ' ' .. epoch .. ' ' .. frame)
+    if ARGV[6] ~= '' then
       redis.call('ZADD', KEYS[7], seq, seq)
-      redis.call('HSET', KEYS[8], seq, ARGV[9], seq .. ':t', ARGV[8])
-      put_status(ARGV[4], epoch, seq, ARGV[10] .. seq .. ARGV[11])
+      redis.call('HSET', KEYS[8], seq, ARGV[7], seq .. ':t', ARGV[6])
+      put_status(ARGV[2], epoch, seq, SENDING_HEAD .. seq .. SENDING_TAIL)
     end
   end
   seqs[#seqs + 1] = seq
 end
--- The history: at most limit messages and budget bytes, the newest always.
+-- The history: at most LIMIT messages and BUDGET bytes, the newest always.
 local count = redis.call('XLEN', KEYS[2])
-while count > 1 and (count > limit or bytes > budget) do
+while count > 1 and (count > LIMIT or bytes > BUDGET) do
   local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
   bytes = bytes - #oldest[2][2]
   redis.call('XDEL', KEYS[2], oldest[1])
@@ -72,7 +72,7 @@ for seq = first, kept - 1 do
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. kept)
 local remembered = redis.call('ZCARD', KEYS[3])
-if remembered > cap then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, remembered - cap - 1) end
-if remembered > 0 then redis.call('PEXPIRE', KEYS[3], ARGV[14]) end
-touch(ttl)
+if remembered > CAP then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, remembered - CAP - 1) end
+if remembered > 0 then redis.call('PEXPIRE', KEYS[3], RETENTION) end
+touch(TTL)
 return {'ok', epoch, seqs, stored}

@@ -30,7 +30,16 @@ class Outbox:
     hundred bytes where an ``asyncio.Queue`` (four deques) costs over 3 KB.
     """
 
-    __slots__ = ("_items", "_on_stop", "_waiter", "_write_now", "epoch", "maxsize", "stopped")
+    __slots__ = (
+        "_held",
+        "_items",
+        "_on_stop",
+        "_waiter",
+        "_write_now",
+        "epoch",
+        "maxsize",
+        "stopped",
+    )
 
     def __init__(
         self,

@@ -214,6 +214,8 @@ def system_under_test(system: str, cores: set[int]) -> Iterator[Process]:
         redis_url = stack.enter_context(redis_server(cores)) if system in NEEDS_REDIS else None
         port = free_port()
         cmd, env = command(system, port, redis_url)
+        if "BRIDGE_DATA_DIR" in env:  # its own SQLite file: gone with the run (after stop)
+            stack.callback(shutil.rmtree, env["BRIDGE_DATA_DIR"], ignore_errors=True)
         process = start(system, cmd, port, cores, env)
         process.redis_url = redis_url
         stack.callback(process.stop)

@@ -8,6 +8,7 @@ already holds the project's real-server helpers (nothing here imports from ``ben
 from __future__ import annotations
 
 import os
+import random
 import resource
 import shutil
 import signal
@@ -29,11 +30,36 @@ ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 15.0
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_GIVEN: set[int] = set()  # this process's picks: at most a few hundred per run
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A port free now, below the kernel's ephemeral range: a port the kernel handed out
+    (bind to 0) could be taken by some client connection's own end before the server that
+    was meant to get it binds it ("Address already in use", seen with many sockets open)."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12000), low)
+        if port in _GIVEN:  # handed out already, maybe not bound yet (a cluster's six)
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            _GIVEN.add(port)
+            return port
+    with socket.socket() as sock:  # that range is all taken: the kernel's choice
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
 
 
 def wait_for(

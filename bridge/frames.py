@@ -1,8 +1,9 @@
 """The frames on ``/ws/{call_id}``, both ways. Message frames are built by
-:func:`bridge.widget.encode` (once per message, shared by every socket); the rest here."""
+:class:`bridge.widget.Draft` (once per message, shared by every socket); the rest here."""
 
 from __future__ import annotations
 
+import struct
 from typing import Annotated, Literal
 
 import orjson
@@ -136,3 +137,13 @@ def echo(data: str | bytes) -> tuple[str | None, int | None]:
         client_msg_id if isinstance(client_msg_id, str) else None,
         seq if raw.get("type") == "retry" and type(seq) is int else None,
     )
+
+
+def text_frame_head(length: int) -> bytes:
+    """The head of an unmasked, final WebSocket text frame (RFC 6455 5.2) of ``length``:
+    what goes before a frame written straight onto a socket's transport."""
+    if length < 126:
+        return struct.pack("!BB", 0x81, length)
+    if length < 65536:
+        return struct.pack("!BBH", 0x81, 126, length)
+    return struct.pack("!BBQ", 0x81, 127, length)

@@ -31,15 +31,8 @@ class Outbox:
     """
 
     __slots__ = (
-        "_held",
-        "_items",
-        "_on_stop",
-        "_waiter",
-        "_write_now",
-        "epoch",
-        "maxsize",
-        "stopped",
-    )
+        "_held", "_items", "_on_stop", "_waiter", "_write_now", "epoch", "maxsize", "stopped",
+    )  # fmt: skip
 
     def __init__(
         self,

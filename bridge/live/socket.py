@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import struct
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -37,20 +36,8 @@ OVERFLOW = "send queue overflow, reconnect with after="
 class Socket:
     # One per open socket, thousands of them idle: no __dict__ each (~0.6 KB).
     __slots__ = (
-        "_closing",
-        "_pump",
-        "call_id",
-        "fanout",
-        "forwarder",
-        "gate",
-        "metrics",
-        "outbox",
-        "request",
-        "sent_seq",
-        "settings",
-        "sockets",
-        "store",
-        "ws",
+        "_closing", "_pump", "call_id", "fanout", "forwarder", "gate", "metrics", "outbox",
+        "request", "sent_seq", "settings", "sockets", "store", "ws",
     )  # fmt: skip
 
     def __init__(self, request: web.Request, call_id: str, gate: FrameGate) -> None:
@@ -179,7 +166,7 @@ class Socket:
             return True
         # aiohttp's writer puts each frame on the transport whole and at once, and a
         # server's frames are not masked: a frame written here never splits one of its own.
-        transport.write(text_frame_head(len(frame)) + frame)
+        transport.write(frames.text_frame_head(len(frame)) + frame)
         if seq is not None:  # it waited for nothing: no queue-wait to observe
             self.sent_seq = seq
             self.metrics.delivered.inc()
@@ -318,15 +305,6 @@ HANDLERS: dict[type[frames.ClientFrame], Handler] = {
     ChooseFrame: Socket._on_choose,
     RetryFrame: Socket._on_retry,
 }
-
-
-def text_frame_head(length: int) -> bytes:
-    """The head of an unmasked, final WebSocket text frame (RFC 6455 5.2) of ``length``."""
-    if length < 126:
-        return struct.pack("!BB", 0x81, length)
-    if length < 65536:
-        return struct.pack("!BBH", 0x81, 126, length)
-    return struct.pack("!BBQ", 0x81, 127, length)
 
 
 def _too_big(error: object) -> bool:
